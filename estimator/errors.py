@@ -1,0 +1,36 @@
+"""Errors that reach users as one clear line (exit code 2), never as a traceback."""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """A bad input: names the file and, where known, the key or line that is wrong."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 line: int | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.line = line
+        where = file or ""
+        if file and line is not None:
+            where = f"{file}:{line}"
+        prefix = f"{where}: " if where else ""
+        suffix = f" (key '{key}')" if key and key not in message else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+        self.message = message
+
+
+class ModelNotFound(InputError):
+    """The model id or path does not resolve to a config.json (404, typo, no network)."""
+
+
+class ModelGated(InputError):
+    """The Hub refused access: gated or private model without a token that may read it."""
+
+
+class UnsupportedArchitecture(InputError):
+    """config.json lacks the fields needed to count parameters, and no safetensors header helps."""
+
+
+class RejectedConfig(InputError):
+    """A combination LLaMA-Factory itself rejects; the message is LLaMA-Factory's own."""

@@ -1,0 +1,408 @@
+"""The team's policy, `.github/vram-check.yml`: which files are training configs, the GPU pools, the
+default pool, the headroom that marks "tight", and which verdict fails the check.
+
+The file is validated by a pydantic model; every error names the policy file and the line of the
+offending key. Without a policy file the defaults apply (and `Policy.notes` says so). A training YAML
+may name its own target in a comment: `# vram-check: pool=dev gpus=2` (see `parse_target_comment`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from estimator.errors import InputError
+from rules.gpus import GPU, custom_gpu, match_gpu
+
+POLICY_PATH = ".github/vram-check.yml"
+DEFAULT_PATHS = ("**/*.yaml", "**/*.yml")
+DEFAULT_POOL = "default"
+DEFAULT_GPU = "A100-80GB"
+DEFAULT_GPUS_PER_NODE = 8
+HEADROOM_MAX = 0.5
+
+FailOn = Literal["no-fit", "tight", "never"]
+
+
+class PoolSpec(BaseModel):
+    """One pool as written in the policy file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    gpu: str | None = None
+    memory_gib: float | None = None
+    per_node: int = 1
+    nodes: int = 1
+
+
+class PolicySpec(BaseModel):
+    """The policy file as written (see DESIGN.md); semantic checks happen in `load_policy`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] | None = None
+    pools: list[PoolSpec] | None = None
+    default_pool: str | None = None
+    headroom: float = 0.10
+    fail_on: FailOn = "no-fit"
+    fail_above: float | None = None
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A declared GPU pool: `per_node` GPUs of one kind on each of `nodes` nodes."""
+
+    name: str
+    gpu: GPU
+    per_node: int
+    nodes: int = 1
+    line: int | None = None
+
+    @property
+    def gpus(self) -> int:
+        return self.per_node * self.nodes
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a training YAML asks for in a `# vram-check:` comment; unset fields fall back to the pool."""
+
+    pool: str | None = None
+    gpu: GPU | None = None
+    gpus: int | None = None  # GPUs per node
+    nodes: int | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The validated policy; `notes` carries what a report should mention (defaults, guesses)."""
+
+    paths: tuple[str, ...]
+    pools: tuple[Pool, ...]
+    default_pool: str
+    headroom: float
+    fail_on: FailOn
+    fail_above: float | None
+    path: str
+    from_file: bool
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def only_training_configs(self) -> bool:
+        """True for the default globs, which match every YAML: callers keep those that
+        `looks_like_training_config`."""
+        return not self.from_file or self.paths == DEFAULT_PATHS
+
+    def pool(self, name: str) -> Pool:
+        """The pool called `name`; InputError with a did-you-mean when there is none."""
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        names = [pool.name for pool in self.pools]
+        raise InputError(f"no pool named '{name}'{_did_you_mean(name, names)}; pools: {', '.join(names)}",
+                         file=self.path)
+
+    def matches(self, path: str) -> bool:
+        """Whether `path` (relative to the repository root) is selected by the policy's globs.
+
+        GitHub's glob semantics: `*` stays within one directory, `**` crosses directories, `**/`
+        also matches no directory, and a pattern starting with `!` excludes; the last match wins.
+        """
+        normalized = path.replace("\\", "/").removeprefix("./")
+        selected = False
+        for pattern in self.paths:
+            negated = pattern.startswith("!")
+            if _glob_regex(pattern[1:] if negated else pattern).fullmatch(normalized):
+                selected = not negated
+        return selected
+
+    def resolve_target(self, target: Target | None, file: str | None = None) -> Pool:
+        """The pool a config is checked against: its `# vram-check:` target, else the default pool."""
+        if target is None:
+            return self.pool(self.default_pool)
+        if target.gpu is not None:
+            name = f"{target.gpu.name}×{target.gpus or 1}"
+            return Pool(name=name, gpu=target.gpu, per_node=target.gpus or 1, nodes=target.nodes or 1)
+        try:
+            pool = self.pool(target.pool or self.default_pool)
+        except InputError as error:
+            raise InputError(error.message, file=file, line=target.line) from None
+        per_node = target.gpus or pool.per_node
+        nodes = target.nodes or pool.nodes
+        if per_node > pool.per_node or nodes > pool.nodes:
+            raise InputError(
+                f"pool '{pool.name}' has {pool.per_node} GPU(s) per node on {pool.nodes} node(s); "
+                f"the config asks for gpus={per_node} nodes={nodes}", file=file, line=target.line)
+        return Pool(name=pool.name, gpu=pool.gpu, per_node=per_node, nodes=nodes, line=pool.line)
+
+    def fails(self, verdict: str, peak_bytes: int, usable_bytes: int) -> bool:
+        """Whether a verdict fails the check: `fail_on` ("no-fit" | "tight" | "never"), and
+        `fail_above` — the fraction of usable memory above which even a fitting config fails."""
+        if self.fail_above is not None and peak_bytes > self.fail_above * usable_bytes:
+            return True
+        if self.fail_on == "never":
+            return False
+        if self.fail_on == "tight":
+            return verdict in ("tight", "no-fit")
+        return verdict == "no-fit"
+
+
+def looks_like_training_config(raw: Mapping[str, Any] | None) -> bool:
+    """A LLaMA-Factory training YAML has `model_name_or_path` and one of stage/finetuning_type/do_train."""
+    if not isinstance(raw, Mapping) or "model_name_or_path" not in raw:
+        return False
+    return any(key in raw for key in ("stage", "finetuning_type", "do_train"))
+
+
+def default_policy(path: str = POLICY_PATH) -> Policy:
+    """The policy used when the repository has none."""
+    gpu = match_gpu(DEFAULT_GPU).gpu
+    note = (f"no {path}: checking every *.yaml / *.yml that looks like a LLaMA-Factory training config "
+            f"against one pool '{DEFAULT_POOL}' of {DEFAULT_GPUS_PER_NODE}×{gpu.name}; "
+            "add a policy file to declare your GPUs")
+    return Policy(paths=DEFAULT_PATHS, pools=(Pool(DEFAULT_POOL, gpu, DEFAULT_GPUS_PER_NODE),),
+                  default_pool=DEFAULT_POOL, headroom=0.10, fail_on="no-fit", fail_above=None,
+                  path=path, from_file=False, notes=(note,))
+
+
+def load_policy(text: str | None, path: str = POLICY_PATH) -> Policy:
+    """Parse and validate a policy file's text; `None` (no file) gives the defaults with a note."""
+    if text is None:
+        return default_policy(path)
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError(f"not valid YAML: {problem}", file=path, line=line) from None
+    if data is None or root is None:
+        policy = default_policy(path)
+        note = f"{path} is empty: using the defaults"
+        return replace(policy, from_file=True, notes=(note,))
+    if not isinstance(data, dict):
+        raise InputError("the policy must be a mapping of keys (paths, pools, default_pool, headroom, ...)",
+                         file=path, line=1)
+    lines = key_lines(root)
+    try:
+        spec = PolicySpec.model_validate(data)
+    except ValidationError as error:
+        raise _policy_error(error, lines, path) from None
+    return _build_policy(spec, lines, path)
+
+
+def _build_policy(spec: PolicySpec, lines: dict[tuple[str | int, ...], int], path: str) -> Policy:
+    notes: list[str] = []
+    if spec.pools is None:
+        defaults = default_policy(path)
+        pools = list(defaults.pools)
+        notes.append(f"{path} declares no pools: using '{DEFAULT_POOL}' "
+                     f"({DEFAULT_GPUS_PER_NODE}×{pools[0].gpu.name})")
+    elif not spec.pools:
+        raise InputError("pools is empty: declare at least one pool", file=path, line=lines.get(("pools",)))
+    else:
+        pools = [_build_pool(index, pool, lines, path, notes) for index, pool in enumerate(spec.pools)]
+    names = [pool.name for pool in pools]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise InputError(f"two pools are named '{name}'", file=path, line=lines.get(("pools", index)))
+    default_pool = spec.default_pool if spec.default_pool is not None else pools[0].name
+    if default_pool not in names:
+        raise InputError(f"default_pool '{default_pool}' is not a pool{_did_you_mean(default_pool, names)}; "
+                         f"pools: {', '.join(names)}", file=path, line=lines.get(("default_pool",)))
+    if not 0 <= spec.headroom <= HEADROOM_MAX:
+        raise InputError(f"headroom must be between 0 and {HEADROOM_MAX} (a fraction of usable memory, "
+                         f"0.10 = the top 10% is 'tight'), got {spec.headroom}",
+                         file=path, line=lines.get(("headroom",)))
+    if spec.fail_above is not None and not 0 < spec.fail_above <= 1:
+        raise InputError(f"fail_above must be a fraction of usable memory in (0, 1], e.g. 0.95, "
+                         f"got {spec.fail_above}", file=path, line=lines.get(("fail_above",)))
+    paths = tuple(spec.paths) if spec.paths is not None else DEFAULT_PATHS
+    if not paths:
+        raise InputError("paths is empty: give at least one glob, e.g. 'configs/**/*.yaml'",
+                         file=path, line=lines.get(("paths",)))
+    for index, pattern in enumerate(paths):
+        if not pattern.strip("!").strip():
+            raise InputError("empty glob in paths", file=path, line=lines.get(("paths", index)))
+    return Policy(paths=paths, pools=tuple(pools), default_pool=default_pool, headroom=spec.headroom,
+                  fail_on=spec.fail_on, fail_above=spec.fail_above, path=path, from_file=True,
+                  notes=tuple(notes))
+
+
+def _build_pool(index: int, spec: PoolSpec, lines: dict[tuple[str | int, ...], int], path: str,
+                notes: list[str]) -> Pool:
+    def line_of(key: str) -> int | None:
+        return lines.get(("pools", index, key), lines.get(("pools", index)))
+
+    if spec.gpu is not None and spec.memory_gib is not None:
+        raise InputError(f"pool '{spec.name}' gives both gpu and memory_gib: keep one",
+                         file=path, line=line_of("memory_gib"))
+    if spec.gpu is None and spec.memory_gib is None:
+        raise InputError(f"pool '{spec.name}' needs gpu: (a catalog name such as A100-80GB) or memory_gib:",
+                         file=path, line=line_of("name"))
+    if spec.per_node < 1:
+        raise InputError(f"pool '{spec.name}' has per_node: {spec.per_node}; a pool needs at least 1 GPU",
+                         file=path, line=line_of("per_node"))
+    if spec.nodes < 1:
+        raise InputError(f"pool '{spec.name}' has nodes: {spec.nodes}; a pool needs at least 1 node",
+                         file=path, line=line_of("nodes"))
+    try:
+        if spec.gpu is not None:
+            match = match_gpu(spec.gpu)
+            gpu = match.gpu
+            if match.note:
+                notes.append(f"pool '{spec.name}': {match.note}")
+        else:
+            gpu = custom_gpu(float(spec.memory_gib or 0))
+    except InputError as error:
+        key = "gpu" if spec.gpu is not None else "memory_gib"
+        raise InputError(f"pool '{spec.name}': {error.message}", file=path, line=line_of(key)) from None
+    return Pool(name=spec.name, gpu=gpu, per_node=spec.per_node, nodes=spec.nodes, line=line_of("name"))
+
+
+def key_lines(node: yaml.Node) -> dict[tuple[str | int, ...], int]:
+    """1-based line of every key (mapping entries) and item (sequence entries), by path from the root."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(current: yaml.Node, prefix: tuple[str | int, ...]) -> None:
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                key = (*prefix, str(key_node.value))
+                lines.setdefault(key, key_node.start_mark.line + 1)
+                walk(value_node, key)
+        elif isinstance(current, yaml.SequenceNode):
+            for index, item in enumerate(current.value):
+                lines[(*prefix, index)] = item.start_mark.line + 1
+                walk(item, (*prefix, index))
+
+    walk(node, ())
+    return lines
+
+
+def _policy_error(error: ValidationError, lines: dict[tuple[str | int, ...], int], path: str) -> InputError:
+    """The first pydantic error as one sentence at the line of the key it is about."""
+    problems = error.errors()
+    first = problems[0]
+    loc = tuple(first["loc"])
+    where = _loc_text(loc)
+    if first["type"] == "extra_forbidden":
+        allowed = list((PoolSpec if "pools" in loc[:1] and len(loc) > 2 else PolicySpec).model_fields)
+        key = str(loc[-1])
+        message = f"unknown key '{where}'{_did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}"
+    elif first["type"] == "missing":
+        message = f"'{where}' is required"
+    else:
+        message = f"'{where}': {first['msg']} (got {first.get('input')!r})"
+    more = len(problems) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    line = None
+    for depth in range(len(loc), 0, -1):
+        line = lines.get(loc[:depth])
+        if line is not None:
+            break
+    return InputError(message, file=path, line=line)
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+@cache
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 1)
+            out += "[" + pattern[i + 1:end].replace("\\", "\\\\") + "]"
+            i = end + 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out)
+
+
+_TARGET_COMMENT = re.compile(r"(?:^|\s)#\s*vram-check\s*:(?P<body>.*)$")
+_TARGET_KEYS = ("pool", "gpu", "gpus", "nodes")
+
+
+def parse_target_comment(text: str, path: str | None = None) -> Target | None:
+    """The `# vram-check: pool=dev gpus=2` (also gpu=NAME, nodes=N) comment of a training YAML, if any."""
+    found: Target | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _TARGET_COMMENT.search(line)
+        if match is None:
+            continue
+        if found is not None:
+            raise InputError(f"a second '# vram-check:' comment (the first is on line {found.line}); "
+                             "keep one", file=path, line=number)
+        found = _parse_target(match.group("body"), path, number)
+    return found
+
+
+def _parse_target(body: str, path: str | None, line: int) -> Target:
+    values: dict[str, str] = {}
+    for item in body.split():
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise InputError("'# vram-check:' expects key=value pairs (pool=, gpu=, gpus=, nodes=), "
+                             f"got '{item}'", file=path, line=line)
+        if key not in _TARGET_KEYS:
+            hint = _did_you_mean(key, list(_TARGET_KEYS))
+            raise InputError(f"unknown '# vram-check:' option '{key}'{hint}; "
+                             f"options: {', '.join(_TARGET_KEYS)}", file=path, line=line)
+        values[key] = value
+    if not values:
+        raise InputError("empty '# vram-check:' comment; e.g. '# vram-check: pool=dev gpus=2'",
+                         file=path, line=line)
+    if "pool" in values and "gpu" in values:
+        raise InputError("'# vram-check:' names both pool= and gpu=; keep one", file=path, line=line)
+    gpu = None
+    if "gpu" in values:
+        try:
+            gpu = match_gpu(values["gpu"]).gpu
+        except InputError as error:
+            raise InputError(error.message, file=path, line=line) from None
+    return Target(pool=values.get("pool"), gpu=gpu, gpus=_count(values, "gpus", path, line),
+                  nodes=_count(values, "nodes", path, line), line=line)
+
+
+def _count(values: dict[str, str], key: str, path: str | None, line: int) -> int | None:
+    if key not in values:
+        return None
+    text = values[key]
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"'# vram-check:' {key}= must be a whole number of at least 1, got '{text}'",
+                         file=path, line=line)
+    return int(text)

@@ -1,0 +1,257 @@
+"""The Markdown report: the App's sticky comment, the Action's job summary and `--format markdown`.
+
+Infracost-like: a one-line verdict, a table of config × pool, then per config a collapsible breakdown
+with a Mermaid chart, assumptions, findings, suggestions and the change against the base branch.
+Pure function of the report; no colours (GitHub's light and dark themes both apply), sizes in GiB with
+one decimal. The body stays under GitHub's 65,536-character comment limit: breakdowns that do not fit
+are dropped with a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rules.report import ConfigReport, Finding, RunReport, Suggestion, Verdict
+
+MARKER = "<!-- vram-check -->"
+GITHUB_COMMENT_LIMIT = 65_536  # "Body is too long (maximum is 65536 characters)"
+BUDGET = 64_000  # leaves room for the truncation note and the footer
+GIB = 1 << 30
+COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "buffers", "overhead")
+
+VERDICT_LABEL = {"fit": "✅ fits", "tight": "⚠️ tight", "no-fit": "❌ no fit", "error": "⛔ error"}
+SEVERITY_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What the front knows that the report does not."""
+
+    head_sha: str | None = None
+    marker: str = MARKER
+    title: str | None = None  # e.g. "What-if: pool=dev gpus=2"
+    expand: str | None = None  # a config path whose breakdown is opened
+    only: str | None = None  # render just this config (explain)
+    inline_suggestions: frozenset[tuple[str, int]] = field(default_factory=frozenset)  # (file, line) posted inline
+    notes: tuple[str, ...] = ()  # front-level notes (file-count limits, ...)
+    footer: bool = True
+
+
+def gib(size: int) -> str:
+    """Bytes as GiB with one decimal (binary gibibytes, 2^30 bytes)."""
+    return f"{size / GIB:.1f} GiB"
+
+
+def signed_gib(size: int) -> str:
+    sign = "+" if size > 0 else "−" if size < 0 else "±"
+    return f"{sign}{abs(size) / GIB:.1f} GiB"
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks and pipes inside table cells."""
+    text = text.replace("|", "\\|").replace("\n", " ")
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(text: str, info: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run inside (reviewdog's rule)."""
+    longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{info}\n{text.rstrip()}\n{ticks}"
+
+
+def _backtick_runs(line: str) -> Iterable[str]:
+    run = ""
+    for char in line:
+        if char == "`":
+            run += "`"
+        elif run:
+            yield run
+            run = ""
+    if run:
+        yield run
+
+
+def _worst(config: ConfigReport) -> Verdict | None:
+    order = {"no-fit": 0, "tight": 1, "fit": 2}
+    return min(config.verdicts, key=lambda v: (order.get(v.verdict, 3), -v.peak_bytes), default=None)
+
+
+def _config_verdict(config: ConfigReport) -> str:
+    if config.error is not None:
+        return "error"
+    worst = _worst(config)
+    return worst.verdict if worst is not None else "error"
+
+
+def headline(report: RunReport) -> str:
+    """The one-line verdict."""
+    configs = list(report.configs)
+    if not configs:
+        return "**No training configs to check.**"
+    counts = {name: sum(1 for c in configs if _config_verdict(c) == name) for name in VERDICT_LABEL}
+    total = len(configs)
+    noun = "config" if total == 1 else "configs"
+    if counts["no-fit"]:
+        worst = max((c for c in configs if _config_verdict(c) == "no-fit"),
+                    key=lambda c: max(v.peak_bytes - v.capacity_bytes for v in c.verdicts))
+        verdict = _worst(worst)
+        assert verdict is not None
+        return (f"**❌ {counts['no-fit']} of {total} {noun} won't fit** — worst: {_code(worst.path)} needs "
+                f"{gib(verdict.peak_bytes)} per GPU, {gib(verdict.capacity_bytes)} usable on "
+                f"{verdict.gpu} ({verdict.pool})")
+    if counts["error"]:
+        return (f"**⛔ {counts['error']} of {total} {noun} could not be checked**"
+                + (f"; the other {total - counts['error']} fit" if total > counts["error"] else ""))
+    if counts["tight"]:
+        return f"**⚠️ {counts['tight']} of {total} {noun} fit with little headroom**; none is expected to OOM"
+    return f"**✅ All {total} {noun} fit** on the declared GPUs"
+
+
+def _table(configs: Sequence[ConfigReport]) -> list[str]:
+    rows = ["| Config | Pool | Verdict | Peak / GPU | Usable / GPU | Min GPUs | vs base |",
+            "|---|---|---|--:|--:|--:|--:|"]
+    for config in configs:
+        if config.error is not None:
+            rows.append(f"| {_code(config.path)} | — | {VERDICT_LABEL['error']} | — | — | — | — |")
+            continue
+        delta = signed_gib(config.base_delta) if config.base_delta is not None else "new"
+        for verdict in config.verdicts:
+            min_gpus = str(verdict.min_gpus) if verdict.min_gpus is not None else "—"
+            rows.append(f"| {_code(config.path)} | {_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)} | "
+                        f"{VERDICT_LABEL.get(verdict.verdict, verdict.verdict)} | {gib(verdict.peak_bytes)} | "
+                        f"{gib(verdict.capacity_bytes)} | {min_gpus} | {delta} |")
+    return rows
+
+
+def _mermaid(config: ConfigReport, parts: Sequence[tuple[str, int]]) -> str:
+    shown = [(name, size) for name, size in parts if size > 0]
+    lines = [f"pie showData title {config.path.replace(chr(34), '')} · GiB per GPU"]
+    lines += [f'    "{name}" : {size / GIB:.1f}' for name, size in shown]
+    return _fence("\n".join(lines), "mermaid")
+
+
+def _components(config: ConfigReport) -> list[tuple[str, int]]:
+    assert config.estimate is not None
+    components = dict(config.estimate.components)
+    ordered = [(name, components.pop(name, 0)) for name in COMPONENTS]
+    return ordered + sorted(components.items())
+
+
+def _findings(findings: Sequence[Finding]) -> list[str]:
+    lines = []
+    for finding in findings:
+        where = f"line {finding.line} · " if finding.line is not None else ""
+        lines.append(f"- {SEVERITY_ICON.get(finding.severity, '•')} {where}`{finding.rule}`: {finding.message}")
+    return lines
+
+
+def _suggestion_diff(suggestion: Suggestion, inline: frozenset[tuple[str, int]]) -> str | None:
+    lines = []
+    for edit in suggestion.edits:
+        if edit.line is not None and (edit.file, edit.line) in inline:
+            continue
+        if edit.old is not None:
+            lines.append(f"- {edit.old}")
+        lines.append(f"+ {edit.new}")
+    return _fence("\n".join(lines), "diff") if lines else None
+
+
+def _suggestions(config: ConfigReport, inline: frozenset[tuple[str, int]]) -> list[str]:
+    out: list[str] = []
+    for suggestion in config.suggestions:
+        changes = ", ".join(f"`{key}: {value}`" for key, value in suggestion.changes.items())
+        cost = f" Cost: {suggestion.cost}." if suggestion.cost else ""
+        out.append(f"- {changes} → {gib(suggestion.peak_bytes)} per GPU, "
+                   f"{VERDICT_LABEL.get(suggestion.verdict, suggestion.verdict)}. {suggestion.why}{cost}")
+        posted = [e for e in suggestion.edits if e.line is not None and (e.file, e.line) in inline]
+        if posted:
+            out.append("  (posted as a suggested change in the review, ready to commit)")
+        diff = _suggestion_diff(suggestion, inline)
+        if diff:
+            out.append("")
+            out.extend("  " + line for line in diff.split("\n"))
+    return out
+
+
+def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
+    """The collapsible per-config section."""
+    attribute = " open" if open_ else ""
+    if config.error is not None:
+        return (f"<details{attribute}><summary><b>{_cell(config.path)}</b>: could not be checked</summary>\n\n"
+                f"{config.error}\n\n</details>")
+    estimate = config.estimate
+    assert estimate is not None
+    parts = _components(config)
+    total = sum(size for _, size in parts) or 1
+    lines = [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {gib(estimate.peak_bytes)} per GPU "
+             f"at the peak ({_cell(estimate.peak_phase)})</summary>", ""]
+    model = f"Model {_code(config.model_id)}" if config.model_id else "Model"
+    lines.append(f"{model}, {config.parameters.total / 1e9:.2f} B parameters "
+                 f"({config.parameters.trainable / 1e6:,.1f} M trainable).")
+    lines += ["", "| Part | Per GPU | Share |", "|---|--:|--:|"]
+    lines += [f"| {name} | {gib(size)} | {100 * size / total:.0f}% |" for name, size in parts if size]
+    lines += [f"| allocated (torch max_memory_allocated) | {gib(estimate.allocated_bytes)} | |",
+              f"| reserved (torch max_memory_reserved) | {gib(estimate.reserved_bytes)} | |",
+              f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |", ""]
+    lines += [_mermaid(config, parts), ""]
+    if config.base_delta is not None:
+        lines += [f"Change against the base branch: {signed_gib(config.base_delta)} per GPU at the peak.", ""]
+    if estimate.assumptions:
+        lines += ["**Assumptions**", *[f"- {_cell(a)}" for a in estimate.assumptions], ""]
+    if config.findings:
+        lines += ["**Findings**", *_findings(config.findings), ""]
+    lines.append("</details>")
+    return "\n".join(lines)
+
+
+def _footer(context: RenderContext) -> str:
+    sha = f"Estimated for `{context.head_sha[:7]}` · " if context.head_sha else ""
+    return (f"<sub>{sha}updates on every push · re-run: `/vram-check` · what-if: "
+            "`/vram-check pool=NAME gpus=N` · help: `/vram-check help`</sub>")
+
+
+def render_markdown(report: RunReport, *, context: RenderContext | None = None) -> str:
+    """The Markdown report, starting with the hidden marker and under GitHub's comment limit."""
+    context = context or RenderContext()
+    configs = [c for c in report.configs if context.only is None or c.path == context.only]
+    head = [context.marker, "### 🧮 vram-check"]
+    if context.title:
+        head.append(f"*{context.title}*")
+    head += ["", headline(report) if context.only is None else f"Breakdown of {_code(context.only)}", ""]
+    if configs:
+        head += [*_table(configs), ""]
+    for note in (*report.notes, *context.notes):
+        head.append(f"> {note}")
+    sections: list[str] = []
+    for config in configs:
+        section = [breakdown(config, open_=context.only is not None or context.expand == config.path)]
+        suggestions = _suggestions(config, context.inline_suggestions)
+        if suggestions and config.error is None:
+            section += ["", f"**Smallest changes that make {_code(config.path)} fit**", "", *suggestions]
+        sections.append("\n".join(section))
+    footer = _footer(context) if context.footer else ""
+    body = "\n".join(head).rstrip() + "\n"
+    omitted = 0
+    for section in sections:
+        if omitted or len(body) + len(section) + len(footer) + 2 > BUDGET:
+            omitted += 1
+            continue
+        body += "\n" + section + "\n"
+    if len(body) > BUDGET:  # the table alone is too long: cut it
+        body = body[:BUDGET].rsplit("\n", 1)[0] + "\n"
+        omitted = len(sections)
+    if omitted:
+        body += (f"\n> ✂️ Truncated: {omitted} section(s) left out to stay under GitHub's 65,536-character "
+                 "comment limit. Run `vram-check check` locally for the full report.\n")
+    if footer:
+        body += "\n" + footer + "\n"
+    assert len(body) <= GITHUB_COMMENT_LIMIT
+    return body

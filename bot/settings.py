@@ -1,0 +1,107 @@
+"""Service settings read from the environment (names from DESIGN.md, GitHub Actions names where one exists).
+
+A pydantic model at the edge: every value is validated once at start-up, secrets are `SecretStr` so they
+never print in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from estimator.errors import InputError
+
+DEFAULT_API_URL = "https://api.github.com"
+
+
+class SettingsError(InputError):
+    """The service environment is incomplete or contradictory."""
+
+
+class Settings(BaseModel):
+    """Everything the webhook service needs; build it with `Settings.from_env()`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    webhook_secret: SecretStr
+    app_id: int | None = None
+    app_private_key: SecretStr | None = None
+    token: SecretStr | None = None
+    api_url: str = DEFAULT_API_URL
+    hf_endpoint: str | None = None
+    hf_token: SecretStr | None = None
+    hf_cache_dir: Path | None = None
+    # Bounds (the issue: payload size, files per pull request, file sizes are bounded).
+    max_payload_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_files_per_pr: int = Field(default=300, gt=0)
+    max_file_bytes: int = Field(default=512 * 1024, gt=0)
+    dedup_capacity: int = Field(default=10_000, gt=0)
+    # Where background work runs: a pool of worker processes (default) or threads of this process.
+    worker_mode: Literal["process", "thread"] = "process"
+    workers: int = Field(default=2, gt=0, le=32)
+    github_retries: int = Field(default=3, ge=0, le=10)
+    github_timeout_s: float = Field(default=15.0, gt=0)
+    # Tests and the benchmark talk to loopback fakes and must not be throttled by PyGithub.
+    github_throttle: bool = True
+
+    @model_validator(mode="after")
+    def _one_auth_method(self) -> Settings:
+        if self.app_id is not None and self.app_private_key is None:
+            raise ValueError("GITHUB_APP_ID is set but GITHUB_APP_PRIVATE_KEY is not")
+        if self.app_private_key is not None and self.app_id is None:
+            raise ValueError("GITHUB_APP_PRIVATE_KEY is set but GITHUB_APP_ID is not")
+        if self.app_id is None and self.token is None:
+            raise ValueError("set GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY (GitHub App) or GITHUB_TOKEN")
+        return self
+
+    @property
+    def uses_app_auth(self) -> bool:
+        return self.app_id is not None
+
+    def private_key_pem(self) -> str:
+        """The App's private key as PEM text; GITHUB_APP_PRIVATE_KEY holds the PEM itself or a path to it."""
+        if self.app_private_key is None:
+            raise SettingsError("no GitHub App private key configured")
+        value = self.app_private_key.get_secret_value().strip()
+        if value.startswith("-----BEGIN"):
+            return value.replace("\\n", "\n") + "\n"
+        path = Path(value).expanduser()
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise SettingsError(f"GITHUB_APP_PRIVATE_KEY: cannot read key file {path}: {error.strerror}") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        names = {
+            "webhook_secret": "GITHUB_WEBHOOK_SECRET",
+            "app_id": "GITHUB_APP_ID",
+            "app_private_key": "GITHUB_APP_PRIVATE_KEY",
+            "token": "GITHUB_TOKEN",
+            "api_url": "GITHUB_API_URL",
+            "hf_endpoint": "HF_ENDPOINT",
+            "hf_token": "HF_TOKEN",
+            "hf_cache_dir": "VRAM_CHECK_HF_CACHE",
+            "max_payload_bytes": "VRAM_CHECK_MAX_PAYLOAD_BYTES",
+            "max_files_per_pr": "VRAM_CHECK_MAX_FILES",
+            "max_file_bytes": "VRAM_CHECK_MAX_FILE_BYTES",
+            "worker_mode": "VRAM_CHECK_WORKER_MODE",
+            "workers": "VRAM_CHECK_WORKERS",
+            "github_retries": "VRAM_CHECK_GITHUB_RETRIES",
+        }
+        values = {field: env[name] for field, name in names.items() if env.get(name)}
+        if "webhook_secret" not in values:
+            raise SettingsError("GITHUB_WEBHOOK_SECRET is not set; the service refuses to run unsigned")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: {e['msg']}"
+                for e in error.errors(include_input=False)
+            )
+            raise SettingsError(f"invalid service settings: {problems}") from None

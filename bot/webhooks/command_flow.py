@@ -1,0 +1,97 @@
+"""`/vram-check` commands, run in a worker: authorise (write access, failing closed), react 👀, act.
+
+A re-run updates the sticky summary; a what-if, `explain` and `diagnose` answer in a reply comment (marked
+`<!-- vram-check:reply -->`, so it is never mistaken for the summary).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from bot.github_adapter import PullRequestGateway
+from bot.render.markdown import RenderContext, render_markdown
+from bot.slash import HELP_MARKER, SlashCommand, help_reply, refusal_reply
+from bot.webhooks.check_flow import check_pull_request, failure_stages
+from bot.webhooks.jobs import CommandJob, JobOutcome
+from estimator.errors import InputError
+from rules.gpus import match_gpu
+from rules.policy import Target
+
+log = logging.getLogger(__name__)
+
+
+def what_if_target(command: SlashCommand) -> Target:
+    gpu = match_gpu(command.gpu).gpu if command.gpu else None
+    return Target(pool=command.pool, gpu=gpu, gpus=command.gpus, nodes=command.nodes)
+
+
+def what_if_title(command: SlashCommand) -> str:
+    options = [f"{key}={value}" for key, value in
+               (("pool", command.pool), ("gpu", command.gpu), ("gpus", command.gpus), ("nodes", command.nodes))
+               if value is not None]
+    return "What-if: " + " ".join(options) + " (files unchanged; the summary above keeps the policy's target)"
+
+
+def _reply_marker(body: str) -> str:
+    first, _, rest = body.partition("\n")
+    return f"{HELP_MARKER}\n{rest}"
+
+
+def _diagnose(log_text: str) -> str:
+    try:
+        module = importlib.import_module("rules.diagnose")
+        diagnose_text = module.diagnose_text
+    except (ImportError, AttributeError):
+        return f"{HELP_MARKER}\n`diagnose` is not available in this version of vram-check."
+    result = diagnose_text(log_text)
+    if isinstance(result, str):
+        return f"{HELP_MARKER}\n{result}"
+    return _reply_marker(render_markdown(result, context=RenderContext(footer=False)))
+
+
+def run_command(gateway: PullRequestGateway, resolver: Any, job: CommandJob) -> JobOutcome:
+    from bot.webhooks.worker import app_auth_enabled
+
+    command = job.command
+    if not gateway.may_write(job.login):
+        log.info("refused /vram-check from %s on %s#%d (no write access)", job.login, job.pr.repo, job.pr.number)
+        gateway.create_comment(refusal_reply(job.login))
+        return JobOutcome(kind=job.kind, outcome="refused")
+    gateway.react(job.comment_id, "eyes")
+    if command.action == "help":
+        gateway.create_comment(help_reply(command))
+        return JobOutcome(kind=job.kind, outcome="help")
+    if command.action == "diagnose":
+        gateway.create_comment(_diagnose(command.log_text or ""))
+        return JobOutcome(kind=job.kind, outcome="diagnosed")
+    if command.action == "run":
+        result = check_pull_request(gateway, resolver, app_auth=app_auth_enabled())
+        return JobOutcome(kind=job.kind, outcome=f"rerun-{result.comment}", failures=failure_stages(result.report))
+    if command.action == "what-if":
+        try:
+            target = what_if_target(command)
+        except InputError as error:
+            gateway.create_comment(f"{HELP_MARKER}\n{error}\n\n" + help_reply(command).partition("\n")[2])
+            return JobOutcome(kind=job.kind, outcome="bad-command")
+        result = check_pull_request(gateway, resolver, app_auth=app_auth_enabled(), target=target,
+                                    title=what_if_title(command), publish=False)
+    else:  # explain
+        result = check_pull_request(gateway, resolver, app_auth=app_auth_enabled(), publish=False)
+    if result.report is None or result.body is None:
+        gateway.create_comment(f"{HELP_MARKER}\nThis pull request changes no training config, so there is "
+                               "nothing to check.")
+        return JobOutcome(kind=job.kind, outcome="no-config")
+    if command.action == "explain":
+        paths = [c.path for c in result.report.configs]
+        if command.config not in paths:
+            listed = ", ".join(f"`{p}`" for p in paths)
+            gateway.create_comment(f"{HELP_MARKER}\n`{command.config}` is not a training config this pull "
+                                   f"request changes. Changed configs: {listed}.")
+            return JobOutcome(kind=job.kind, outcome="bad-command")
+        body = render_markdown(result.report, context=RenderContext(only=command.config, footer=False))
+        gateway.create_comment(_reply_marker(body))
+        return JobOutcome(kind=job.kind, outcome="explained")
+    gateway.create_comment(_reply_marker(result.body))
+    return JobOutcome(kind=job.kind, outcome="what-if", failures=failure_stages(result.report))

@@ -1,0 +1,118 @@
+"""Where background work runs: a pool of worker processes (default) or threads.
+
+Measured on the 2-core dev machine (benchmarks/webhook_bench.py, docs/github-app.md): with the work in
+threads of the service process, PyGithub + YAML + estimation hold the GIL and webhook acks queue behind
+them; in worker processes the event loop only parses and queues. Each worker keeps its own PyGithub
+clients (installation tokens refresh there) and its own model resolver with its on-disk cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from bot.github_adapter import CallCounter, GitHubClients, GitHubUnavailable, PullRequestGateway
+from bot.settings import Settings
+from bot.webhooks.jobs import CheckJob, CommandJob, Job, JobOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    clients: GitHubClients
+    resolver: Any  # estimator.hub.ModelResolver, built lazily (imports the estimator)
+
+
+_context: WorkerContext | None = None
+_context_lock = threading.Lock()
+
+
+def init_worker(settings: Settings) -> None:
+    """Executor initializer: one context per process (threads share it)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
+            _context = WorkerContext(settings=settings, clients=GitHubClients(settings), resolver=None)
+
+
+def app_auth_enabled() -> bool:
+    return _context is not None and _context.clients.uses_app_auth
+
+
+def make_executor(settings: Settings) -> Executor:
+    if settings.worker_mode == "thread":
+        return ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="vram-check-worker",
+                                  initializer=init_worker, initargs=(settings,))
+    # forkserver: never fork the service process itself (it runs threads: uvicorn, the executor manager).
+    return ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=init_worker, initargs=(settings,))
+
+
+class CountingResolver:
+    """Wraps estimator.hub.ModelResolver to count resolutions for the service's metrics."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.counts: Counter[str] = Counter()
+
+    def resolve(self, ref: str) -> Any:
+        try:
+            spec = self._inner.resolve(ref)
+        except Exception:
+            self.counts["error"] += 1
+            raise
+        self.counts["ok"] += 1
+        return spec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _resolver(context: WorkerContext) -> Any:
+    if context.resolver is None:
+        from estimator.hub import ModelResolver
+
+        settings = context.settings
+        context.resolver = ModelResolver(
+            endpoint=settings.hf_endpoint,
+            token=settings.hf_token.get_secret_value() if settings.hf_token else None,
+            cache_dir=settings.hf_cache_dir)
+    return context.resolver
+
+
+def run_job(job: Job) -> JobOutcome:
+    """Entry point in the worker: never raises (the outcome says what failed)."""
+    from bot.webhooks import check_flow, command_flow
+
+    context = _context
+    if context is None:
+        raise RuntimeError("worker used before init_worker")
+    counter = CallCounter()
+    resolver = CountingResolver(_resolver(context))
+    outcome = JobOutcome(kind=job.kind, outcome="failed")
+    try:
+        gh = context.clients.client(job.pr.installation_id)
+        gateway = PullRequestGateway(gh, job.pr.repo, job.pr.number, context.settings, counter)
+        if isinstance(job, CheckJob):
+            outcome = check_flow.run_check(gateway, resolver, job)
+        elif isinstance(job, CommandJob):
+            outcome = command_flow.run_command(gateway, resolver, job)
+    except GitHubUnavailable as error:
+        log.warning("%s for %s#%d stopped: %s", job.kind, job.pr.repo, job.pr.number, error)
+        outcome = JobOutcome(kind=job.kind, outcome="github-unavailable", failures=["github"])
+    except Exception:
+        log.exception("%s for %s#%d failed", job.kind, job.pr.repo, job.pr.number)
+        outcome = JobOutcome(kind=job.kind, outcome="failed", failures=["internal"])
+    outcome.github_calls = dict(counter.counts)
+    outcome.hub_calls = dict(resolver.counts)
+    outcome.finished_at = time.time()
+    return outcome

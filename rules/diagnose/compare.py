@@ -1,0 +1,105 @@
+"""With --config: the estimator's per-GPU estimate set against what the log measured or the OOM reported.
+
+The estimate's `allocated_bytes`/`reserved_bytes` are what torch.cuda.max_memory_allocated()/
+max_memory_reserved() would report (DESIGN.md), so they are compared with RECORD_VRAM's
+vram_allocated/vram_reserved, DeepSpeed's Max_MA/Max_CA and, at an OOM, with PyTorch's "allocated"
+plus the failed request (a lower bound of the peak the run needed). `peak_bytes` (reserved + CUDA
+context + communication buffers) is compared with nvidia-smi's used memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rules.diagnose.model import Diagnosis, EstimateComparison
+
+
+def _rows(diagnosis: Diagnosis, allocated: int, reserved: int, peak: int) -> list[tuple[str, int, int]]:
+    peaks = diagnosis.peaks
+    rows: list[tuple[str, int, int]] = []
+    if peaks.allocated_bytes:
+        rows.append(("max allocated (measured)", allocated, peaks.allocated_bytes))
+    if peaks.reserved_bytes:
+        rows.append(("max reserved (measured)", reserved, peaks.reserved_bytes))
+    if peaks.device_used_bytes:
+        rows.append(("device memory used (nvidia-smi)", peak, peaks.device_used_bytes))
+    for event in diagnosis.events[:1]:
+        if event.allocated_bytes is not None and event.requested_bytes is not None:
+            # At the OOM the run needed at least what it held plus what it asked for.
+            rows.append(
+                (
+                    "allocated at the OOM + request (lower bound)",
+                    allocated,
+                    event.allocated_bytes + event.requested_bytes,
+                )
+            )
+    return rows
+
+
+def compare_with_estimate(
+    diagnosis: Diagnosis,
+    config: Path,
+    model_ref: str | None,
+    gpu_name: str | None,
+    gpus_per_node: int,
+    nodes: int,
+) -> EstimateComparison:
+    """Estimate the config (lead's estimator) and fill the comparison rows and, after an OOM, suggestions."""
+    from estimator.hub import ModelResolver
+    from estimator.memory import World, estimate
+
+    from estimator.plan import load_plan
+
+    plan = load_plan(config)
+    model = ModelResolver().resolve(model_ref or plan.model_name_or_path)
+    world = World(gpus_per_node=gpus_per_node, nodes=nodes)
+    result = estimate(model, plan, world)
+    capacity: int | None = None
+    gpu_label: str | None = None
+    notes: list[str] = []
+    if gpu_name is not None:
+        from rules.gpus import match_gpu
+
+        match = match_gpu(gpu_name)
+        capacity, gpu_label = match.gpu.usable_bytes, match.gpu.describe
+        if match.note:
+            notes.append(match.note)
+    elif diagnosis.events and diagnosis.events[0].capacity_bytes is not None:
+        capacity = diagnosis.events[0].capacity_bytes
+        gpu_label = "the GPU in the log"
+    comparison = EstimateComparison(
+        model_id=model.model_id,
+        gpu=gpu_label,
+        capacity_bytes=capacity,
+        estimated_peak_bytes=result.peak_bytes,
+        estimated_allocated_bytes=result.allocated_bytes,
+        estimated_reserved_bytes=result.reserved_bytes,
+        components=dict(result.components),
+        rows=_rows(diagnosis, result.allocated_bytes, result.reserved_bytes, result.peak_bytes),
+        notes=notes,
+    )
+    if diagnosis.oom_found and capacity is not None:
+        comparison.suggestions = _suggestions(model, plan, world, capacity, notes)
+    return comparison
+
+
+def _suggestions(
+    model: Any, plan: Any, world: Any, capacity: int, notes: list[str]
+) -> list[dict[str, object]]:
+    try:
+        from estimator.suggest import suggest
+    except ImportError:
+        notes.append("suggestions need estimator.suggest, which this build does not have yet")
+        return []
+    found: list[dict[str, object]] = []
+    for item in suggest(model, plan, world, capacity):
+        found.append(
+            {
+                "changes": dict(item.changes),
+                "peak_bytes": item.peak_bytes,
+                "verdict": item.verdict,
+                "why": item.why,
+            }
+        )
+    return found

@@ -1,0 +1,56 @@
+"""Memory sizes as logs print them ("12.94 GiB", "316.12 MiB", "0 bytes") and as we show them."""
+
+from __future__ import annotations
+
+import re
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+# PyTorch's allocator messages use binary units (torch/csrc: format_size divides by 1024);
+# DeepSpeed's see_memory_usage prints "GB" for bytes / 1024**3, so GB/MB/KB are read as binary too.
+_UNIT_BYTES = {
+    "b": 1,
+    "byte": 1,
+    "bytes": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "kib": 1 << 10,
+    "m": MIB,
+    "mb": MIB,
+    "mib": MIB,
+    "g": GIB,
+    "gb": GIB,
+    "gib": GIB,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+    "tib": 1 << 40,
+    "p": 1 << 50,
+    "pb": 1 << 50,
+    "pib": 1 << 50,
+}
+
+SIZE_PATTERN = r"(\d+(?:\.\d+)?)\s*(bytes|byte|[KMGTP]i?B|[KMGTP]\b|B\b)"
+_SIZE_RE = re.compile(SIZE_PATTERN, re.IGNORECASE)
+
+
+def size_to_bytes(value: str, unit: str) -> int:
+    """'12.94', 'GiB' -> 13894019153 (value × 2**30, rounded to a whole byte)."""
+    return round(float(value) * _UNIT_BYTES[unit.lower()])
+
+
+def parse_size(text: str) -> int | None:
+    """The first size in `text`, in bytes; None when there is none."""
+    match = _SIZE_RE.search(text)
+    if match is None:
+        return None
+    return size_to_bytes(match.group(1), match.group(2))
+
+
+def format_bytes(n: int | None) -> str:
+    """GiB with one decimal from 1 GiB up; whole MiB below, where 0.1 GiB steps would hide the number."""
+    if n is None:
+        return "n/a"
+    if abs(n) >= GIB:
+        return f"{n / GIB:.1f} GiB"
+    return f"{n / MIB:.0f} MiB"

@@ -83,9 +83,10 @@ def _capabilities(vendor: str, cc: tuple[int, int] | None) -> tuple[bool, bool, 
         # ROCm/flash-attention (CK backend) supports MI200/MI300 (gfx90a/gfx942); no FA3.
         return True, True, False, "FlashAttention-2 through the ROCm/flash-attention build"
     if vendor == "huawei":
-        # Ascend NPUs support bf16; flash-attn does not run on them (torch_npu's fused attention
-        # is reached through sdpa instead).
-        return True, False, False, "no flash-attn on Ascend: use flash_attn: sdpa (torch_npu fused attention)"
+        # Ascend NPUs support bf16; the flash-attn package does not run on them, but LLaMA-Factory
+        # accepts flash_attn: fa2 on NPU (model_utils/attention.py) and transformers routes it to
+        # torch_npu's fused attention.
+        return True, True, False, "flash_attn: fa2 runs torch_npu's fused attention (no flash-attn package)"
     return False, False, False, ""
 
 

@@ -95,8 +95,9 @@ def test_bf16_and_flash_attention_follow_compute_capability() -> None:
 
 def test_non_nvidia_parts_are_marked() -> None:
     ascend = find_gpu("910B")
-    assert ascend.vendor == "huawei" and ascend.bf16 is True and ascend.flash_attention_2 is False
-    assert "sdpa" in ascend.note
+    # LLaMA-Factory accepts flash_attn: fa2 on NPUs (model_utils/attention.py), through torch_npu.
+    assert ascend.vendor == "huawei" and ascend.bf16 is True and ascend.flash_attention_2 is True
+    assert "torch_npu" in ascend.note
     mi300x = find_gpu("MI300X")
     assert mi300x.vendor == "amd" and mi300x.compute_capability is None
 

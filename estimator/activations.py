@@ -1,0 +1,98 @@
+"""Bytes autograd keeps per token for one decoder layer, and the logits / loss tensors.
+
+Derived from what each op of the transformers decoder layer saves for backward (modeling_llama.py:
+LlamaRMSNorm, LlamaAttention + sdpa/eager/flash attention, LlamaMLP), checked against a FakeTensorMode
+trace of the real model (research/trace.md §5: ≈44.6 KB/token/layer traced vs 40-46 KB by hand).
+A tensor is saved only when the gradient it feeds is needed: frozen linears save no input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from estimator.model import ModelSpec
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Dtypes the activations take: the residual stream (embedding dtype) and matmul outputs."""
+
+    residual_bytes: int  # 4 when the embedding weights are fp32 (full FT with the fp32 upcast), else 2
+    matmul_bytes: int  # 2 under bf16/fp16 autocast or half-precision weights, 4 in plain fp32
+
+
+def norm_bytes(h: int, p: Precision, weight_trainable: bool, output_saved: bool) -> int:
+    """RMSNorm: x.to(fp32) is saved by pow/mul (4h); weight·x̂ saves x̂ only if the weight trains;
+    the (autocast-cast) output is saved by the linear that consumes it when that linear needs it."""
+    return 4 * h + (p.residual_bytes * h if weight_trainable else 0) + (p.matmul_bytes * h if output_saved else 0)
+
+
+def attention_bytes(model: ModelSpec, p: Precision, attention: str, seq_len: int, linears_trainable: bool) -> int:
+    """Saved by the attention block per token.
+
+    sdpa / flash: q (after RoPE), k, v, output and the fp32 logsumexp (aten _scaled_dot_product_flash_attention);
+    the o_proj input is a view of the output. eager: repeat_kv copies of k/v, the fp32 softmax and its
+    compute-dtype copy (B·H·L² each), and a contiguous copy of the output for o_proj.
+    """
+    a = p.matmul_bytes
+    if attention == "eager":
+        kv_eff = model.q_dim if model.kv_heads < model.heads else model.kv_dim
+        o_input = a * model.q_dim if linears_trainable else 0
+        return a * (model.q_dim + 2 * kv_eff) + o_input + (4 + a) * model.heads * seq_len
+    return a * (model.q_dim + 2 * model.kv_dim + model.q_dim) + 4 * model.heads
+
+
+def mlp_bytes(model: ModelSpec, p: Precision, linears_trainable: bool, liger: bool, moe: bool) -> int:
+    """SwiGLU: gate output (act input), act output, up output, and the product (down_proj input) → 4·i.
+    Liger's fused SwiGLU saves only gate and up outputs (recomputes the activation)."""
+    a = p.matmul_bytes
+    down_input = 1 if linears_trainable else 0
+    if moe:
+        # each token passes through top-k experts: the same four tensors at the expert width, plus the
+        # token's hidden state gathered for the expert and the expert's output before weighting
+        per_expert = (3 + down_input) * a * model.moe_intermediate + 2 * a * model.hidden
+        shared = (3 + down_input) * a * model.shared_expert_intermediate
+        return model.experts_per_token * per_expert + shared + 4 * model.experts  # fp32 router softmax
+    if not model.gated_mlp:
+        return (1 + down_input) * a * model.intermediate
+    return ((2 if liger else 3) + down_input) * a * model.intermediate
+
+
+def layer_bytes_per_token(model: ModelSpec, p: Precision, *, attention: str, seq_len: int, trainable: str,
+                          liger: bool = False, moe: bool = False) -> int:
+    """One decoder layer's saved tensors per token. trainable: "full" (all weights train), "adapters"
+    (LoRA: base frozen, adapters on every linear need the inputs) or "frozen" (input grad only)."""
+    linears_need_input = trainable in ("full", "adapters")
+    norm_weight_trains = trainable == "full"
+    norms = 4 if model.model_type == "gemma2" else 2
+    norm_part = norms * norm_bytes(model.hidden, p, norm_weight_trains, linears_need_input)
+    if liger:  # LigerRMSNorm saves its input and rstd only
+        norm_part = norms * (p.residual_bytes * model.hidden + (p.matmul_bytes * model.hidden if linears_need_input
+                                                                 else 0))
+    return (norm_part + attention_bytes(model, p, attention, seq_len, linears_need_input)
+            + mlp_bytes(model, p, linears_need_input, liger, moe))
+
+
+def eager_mask_bytes(sequences: int, seq_len: int, p: Precision) -> int:
+    """transformers' eager path builds one additive 4-D causal mask (B, 1, L, L) in the hidden dtype."""
+    return sequences * seq_len * seq_len * p.residual_bytes
+
+
+@dataclass(frozen=True)
+class LogitsBytes:
+    forward: int  # live at the end of the loss computation
+    backward_start: int  # live when backward starts (saved + first gradients)
+
+
+def logits_bytes(model: ModelSpec, tokens: int, *, liger_fused: bool, weight_bytes: int) -> LogitsBytes:
+    """Causal-LM loss (transformers loss_utils.ForCausalLMLoss): logits (compute dtype, 2·T·V), `.float()`
+    copy (4·T·V), log_softmax output saved (4·T·V); at backward start the saved 4·T·V plus the
+    nll_loss and log_softmax gradients (2 × 4·T·V) — research/trace.md §4 ("Temp" = 8·T·V)."""
+    tv = tokens * model.vocab
+    if liger_fused:
+        # Liger fused linear cross-entropy: chunks of ≈T·h/V rows of fp32 logits, grad_input (T·h) and
+        # grad_weight (V·h) computed in the forward (liger_kernel/ops/fused_linear_cross_entropy.py)
+        chunk = 2 * 4 * tokens * model.hidden
+        grads = 2 * tokens * model.hidden + weight_bytes * model.vocab * model.hidden
+        return LogitsBytes(chunk + grads, grads)
+    return LogitsBytes(10 * tv, 12 * tv)

@@ -1,0 +1,443 @@
+"""ModelSpec: exact parameter counts by part, and the shapes the activation model needs.
+
+Counts follow the module definitions in transformers (`models/<family>/modeling_<family>.py`) and, for
+remote-code families, the model repositories' own `modeling_*.py`. They are checked against
+`sum(p.numel())` of the transformers model built on the meta device (benchmarks/oracle/param_counts.py,
+tests/test_model_spec.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from estimator.errors import UnsupportedArchitecture
+
+PARTS = ("embeddings", "lm_head", "attention", "mlp", "experts", "router", "shared_experts", "norms",
+         "vision", "other")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the memory model needs to know about an architecture."""
+
+    model_id: str
+    model_type: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    tie_embeddings: bool
+    q_dim: int  # output width of the query projection (heads × q head dim)
+    kv_dim: int  # output width of each of the key / value projections as attention sees them
+    experts: int = 0  # routed experts per MoE layer; 0 = dense model
+    experts_per_token: int = 0
+    moe_intermediate: int = 0
+    shared_expert_intermediate: int = 0
+    dense_layers: int = 0  # layers with a dense MLP in an MoE model
+    kv_lora_rank: int = 0  # MLA (DeepSeek-V2/V3)
+    q_lora_rank: int = 0
+    gated_mlp: bool = True  # SwiGLU / GeGLU (3 matrices) vs a plain 2-matrix MLP (gpt2, phi)
+    checkpoint_dtype: str = "bfloat16"
+    quantization: str | None = None  # e.g. "gptq-4bit" for a pre-quantized checkpoint
+    parts: Mapping[str, int] = field(default_factory=dict)
+    source: str = "config.json"
+
+    @property
+    def total_params(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.experts else 0
+
+    @property
+    def vision_params(self) -> int:
+        return self.parts.get("vision", 0)
+
+    @property
+    def language_params(self) -> int:
+        return self.total_params - self.vision_params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters a token passes through: all but the routed experts it is not sent to."""
+        if not self.experts:
+            return self.total_params
+        per_expert = self.parts.get("experts", 0) // self.experts
+        return self.total_params - per_expert * (self.experts - self.experts_per_token)
+
+
+class _Config:
+    """Read access to a config.json with the aliases different families use."""
+
+    def __init__(self, raw: Mapping[str, Any], model_id: str) -> None:
+        self.raw = raw
+        self.model_id = model_id
+
+    def get(self, *names: str, default: Any = None) -> Any:
+        for name in names:
+            if name in self.raw and self.raw[name] is not None:
+                return self.raw[name]
+        return default
+
+    def need(self, *names: str) -> Any:
+        value = self.get(*names)
+        if value is None:
+            raise UnsupportedArchitecture(
+                f"config.json of '{self.model_id}' has no '{names[0]}'"
+                + (f" (nor {', '.join(names[1:])})" if len(names) > 1 else "")
+                + ": cannot count parameters"
+            )
+        return value
+
+    def need_int(self, *names: str) -> int:
+        return int(self.need(*names))
+
+
+def _linear(n_in: int, n_out: int, bias: bool) -> int:
+    """nn.Linear: weight n_out×n_in (+ bias n_out)."""
+    return n_in * n_out + (n_out if bias else 0)
+
+
+@dataclass
+class _Counts:
+    parts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))
+
+    def add(self, part: str, n: int) -> None:
+        self.parts[part] += n
+
+
+def _dtype(c: _Config) -> str:
+    dtype = c.get("torch_dtype", "dtype")
+    if dtype is None and isinstance(c.raw.get("text_config"), Mapping):
+        dtype = c.raw["text_config"].get("torch_dtype") or c.raw["text_config"].get("dtype")
+    if c.get("bf16") is True:
+        return "bfloat16"
+    if c.get("fp16") is True:
+        return "float16"
+    return str(dtype or "float32")
+
+
+def _quantization(c: _Config) -> str | None:
+    quant = c.get("quantization_config")
+    if not isinstance(quant, Mapping):
+        return None
+    method = str(quant.get("quant_method", "quantized"))
+    bits = quant.get("bits")
+    return f"{method}-{bits}bit" if bits else method
+
+
+# --- decoder families -----------------------------------------------------------------------------
+
+
+def _llama_like(c: _Config, *, family: str, tie_default: bool) -> ModelSpec:
+    """llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, mixtral, qwen2/3_moe, internlm2, baichuan."""
+    h = c.need_int("hidden_size")
+    layers = c.need_int("num_hidden_layers")
+    heads = c.need_int("num_attention_heads")
+    kv = int(c.get("num_key_value_heads", default=heads))
+    hd = int(c.get("head_dim", default=h // heads))
+    vocab = c.need_int("vocab_size")
+    inter = int(c.get("intermediate_size", default=0))
+    tie = bool(c.get("tie_word_embeddings", default=tie_default))
+    q_dim, kv_dim = heads * hd, kv * hd
+    n = _Counts()
+    n.add("embeddings", vocab * h)  # embed_tokens
+    n.add("lm_head", 0 if tie else vocab * h)  # lm_head, shared with embed_tokens when tied
+    n.add("norms", h)  # final norm
+
+    # attention: q, k, v, o (modeling_llama.LlamaAttention); qwen2: bias on q/k/v only
+    qkv_bias = family == "qwen2" or bool(c.get("attention_bias", "bias", default=False))
+    o_bias = family != "qwen2" and bool(c.get("attention_bias", "bias", default=False))
+    attn = _linear(h, q_dim, qkv_bias) + 2 * _linear(h, kv_dim, qkv_bias) + _linear(q_dim, h, o_bias)
+    if family in ("qwen3", "qwen3_moe"):
+        attn += 2 * hd  # q_norm, k_norm (modeling_qwen3.Qwen3Attention)
+    norms_per_layer = 4 * h if family == "gemma2" else 2 * h  # gemma2: pre/post attn + pre/post ffn norms
+    mlp_bias = bool(c.get("mlp_bias", default=False))
+    dense_mlp = 3 * _linear(h, inter, mlp_bias) - (inter if mlp_bias else 0) + (h if mlp_bias else 0)
+
+    experts = top_k = moe_inter = shared_inter = 0
+    dense_layers = layers
+    per_layer_moe: Callable[[], None] | None = None
+    if family == "mixtral":
+        experts, top_k, moe_inter = c.need_int("num_local_experts"), c.need_int("num_experts_per_tok"), inter
+
+        def per_layer_moe() -> None:
+            n.add("router", h * experts)  # block_sparse_moe.gate
+            n.add("experts", experts * 3 * h * moe_inter)  # w1, w2, w3 per expert
+
+    elif family in ("qwen2_moe", "qwen3_moe"):
+        experts, top_k = c.need_int("num_experts"), c.need_int("num_experts_per_tok")
+        moe_inter = c.need_int("moe_intermediate_size")
+        shared_inter = int(c.get("shared_expert_intermediate_size", default=0)) if family == "qwen2_moe" else 0
+
+        def per_layer_moe() -> None:
+            n.add("router", h * experts)  # mlp.gate
+            n.add("experts", experts * 3 * h * moe_inter)
+            if shared_inter:
+                n.add("shared_experts", 3 * h * shared_inter + h)  # shared_expert + shared_expert_gate (h→1)
+
+    sparse_step = int(c.get("decoder_sparse_step", default=1)) or 1
+    mlp_only = set(c.get("mlp_only_layers", default=[]) or [])
+    sparse_layers = 0
+    for index in range(layers):
+        n.add("attention", attn)
+        n.add("norms", norms_per_layer)
+        is_sparse = per_layer_moe is not None and index not in mlp_only and (index + 1) % sparse_step == 0
+        if is_sparse and per_layer_moe is not None:
+            per_layer_moe()
+            sparse_layers += 1
+        else:
+            n.add("mlp", dense_mlp)
+    if experts:
+        dense_layers = layers - sparse_layers
+    return ModelSpec(
+        model_id=c.model_id, model_type=family, hidden=h, layers=layers, heads=heads, kv_heads=kv,
+        head_dim=hd, intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=q_dim, kv_dim=kv_dim,
+        experts=experts, experts_per_token=top_k, moe_intermediate=moe_inter,
+        shared_expert_intermediate=shared_inter, dense_layers=dense_layers if experts else 0,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+    )
+
+
+def _deepseek(c: _Config, family: str) -> ModelSpec:
+    """DeepSeek-V2/V3: MLA attention (modeling_deepseek_v2.DeepseekV2Attention) and routed + shared experts."""
+    h = c.need_int("hidden_size")
+    layers = c.need_int("num_hidden_layers")
+    heads = c.need_int("num_attention_heads")
+    vocab = c.need_int("vocab_size")
+    inter = c.need_int("intermediate_size")
+    q_lora = int(c.get("q_lora_rank", default=0) or 0)
+    kv_lora = c.need_int("kv_lora_rank")
+    rope, nope, v_hd = c.need_int("qk_rope_head_dim"), c.need_int("qk_nope_head_dim"), c.need_int("v_head_dim")
+    qk_hd = rope + nope
+    experts = int(c.get("n_routed_experts", default=0) or 0)
+    shared = int(c.get("n_shared_experts", default=0) or 0)
+    moe_inter = int(c.get("moe_intermediate_size", default=0) or 0)
+    first_dense = int(c.get("first_k_dense_replace", default=0) or 0)
+    freq = int(c.get("moe_layer_freq", default=1) or 1)
+    tie = bool(c.get("tie_word_embeddings", default=False))
+    n = _Counts()
+    n.add("embeddings", vocab * h)
+    n.add("lm_head", 0 if tie else vocab * h)
+    n.add("norms", h)
+    if q_lora:  # q_a_proj, q_a_layernorm, q_b_proj
+        q_params = h * q_lora + q_lora + q_lora * heads * qk_hd
+    else:  # q_proj
+        q_params = h * heads * qk_hd
+    kv_params = h * (kv_lora + rope) + kv_lora + kv_lora * heads * (nope + v_hd)  # kv_a_proj_with_mqa, norm, kv_b
+    attn = q_params + kv_params + heads * v_hd * h  # + o_proj
+    dense_layers = 0
+    for index in range(layers):
+        n.add("attention", attn)
+        n.add("norms", 2 * h)
+        if experts and index >= first_dense and index % freq == 0:
+            n.add("router", experts * h)  # gate.weight (e_score_correction_bias is a buffer)
+            n.add("experts", experts * 3 * h * moe_inter)
+            n.add("shared_experts", 3 * h * moe_inter * shared)
+        else:
+            dense_layers += 1
+            n.add("mlp", 3 * h * inter)
+    return ModelSpec(
+        model_id=c.model_id, model_type=family, hidden=h, layers=layers, heads=heads, kv_heads=heads,
+        head_dim=qk_hd, intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * qk_hd,
+        kv_dim=heads * qk_hd, experts=experts, experts_per_token=int(c.get("num_experts_per_tok", default=0)),
+        moe_intermediate=moe_inter, shared_expert_intermediate=shared * moe_inter,
+        dense_layers=dense_layers if experts else 0, kv_lora_rank=kv_lora, q_lora_rank=q_lora,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+    )
+
+
+def _gpt2(c: _Config) -> ModelSpec:
+    """GPT-2 (modeling_gpt2): Conv1D layers with bias, LayerNorm with bias, learned positions, tied head."""
+    h, layers, heads = c.need_int("n_embd"), c.need_int("n_layer"), c.need_int("n_head")
+    vocab, positions = c.need_int("vocab_size"), c.need_int("n_positions")
+    inner = int(c.get("n_inner", default=4 * h) or 4 * h)
+    n = _Counts()
+    n.add("embeddings", vocab * h + positions * h)  # wte + wpe
+    n.add("norms", 2 * h)  # ln_f
+    for _ in range(layers):
+        n.add("attention", _linear(h, 3 * h, True) + _linear(h, h, True))  # c_attn, c_proj
+        n.add("mlp", _linear(h, inner, True) + _linear(inner, h, True))  # c_fc, c_proj
+        n.add("norms", 4 * h)  # ln_1, ln_2 (weight + bias)
+    return ModelSpec(
+        model_id=c.model_id, model_type="gpt2", hidden=h, layers=layers, heads=heads, kv_heads=heads,
+        head_dim=h // heads, intermediate=inner, vocab=vocab, tie_embeddings=True, q_dim=h, kv_dim=h,
+        gated_mlp=False, checkpoint_dtype=_dtype(c), parts=n.parts,
+    )
+
+
+def _phi(c: _Config) -> ModelSpec:
+    """Phi-1/1.5/2 (modeling_phi): biased q/k/v/dense, LayerNorm, fc1/fc2 MLP, untied head with bias."""
+    h, layers, heads = c.need_int("hidden_size"), c.need_int("num_hidden_layers"), c.need_int("num_attention_heads")
+    kv = int(c.get("num_key_value_heads", default=heads))
+    hd = h // heads
+    vocab, inter = c.need_int("vocab_size"), c.need_int("intermediate_size")
+    tie = bool(c.get("tie_word_embeddings", default=False))
+    n = _Counts()
+    n.add("embeddings", vocab * h)
+    n.add("lm_head", 0 if tie else vocab * h + vocab)  # lm_head has a bias
+    n.add("norms", 2 * h)  # final_layernorm
+    for _ in range(layers):
+        n.add("attention", _linear(h, heads * hd, True) + 2 * _linear(h, kv * hd, True) + _linear(heads * hd, h, True))
+        if c.get("qk_layernorm", default=False):
+            n.add("attention", 4 * hd)
+        n.add("mlp", _linear(h, inter, True) + _linear(inter, h, True))
+        n.add("norms", 2 * h)  # one shared input_layernorm (parallel attention + MLP)
+    return ModelSpec(
+        model_id=c.model_id, model_type="phi", hidden=h, layers=layers, heads=heads, kv_heads=kv, head_dim=hd,
+        intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * hd, kv_dim=kv * hd, gated_mlp=False,
+        checkpoint_dtype=_dtype(c), parts=n.parts,
+    )
+
+
+def _qwen1(c: _Config) -> ModelSpec:
+    """Qwen-1 remote code (Qwen/Qwen-7B modeling_qwen.py): c_attn with bias, MLP width intermediate_size/2."""
+    h, layers, heads = c.need_int("hidden_size"), c.need_int("num_hidden_layers"), c.need_int("num_attention_heads")
+    vocab = c.need_int("vocab_size")
+    ff = c.need_int("intermediate_size") // 2  # QWenMLP: ff_dim_in = config.intermediate_size // 2
+    n = _Counts()
+    n.add("embeddings", vocab * h)  # wte
+    n.add("lm_head", vocab * h)  # lm_head (never tied)
+    n.add("norms", h)  # ln_f (RMSNorm)
+    for _ in range(layers):
+        n.add("attention", _linear(h, 3 * h, True) + _linear(h, h, False))  # c_attn, c_proj (no bias)
+        n.add("mlp", 3 * h * ff)  # w1, w2, c_proj
+        n.add("norms", 2 * h)
+    return ModelSpec(
+        model_id=c.model_id, model_type="qwen", hidden=h, layers=layers, heads=heads, kv_heads=heads,
+        head_dim=h // heads, intermediate=ff, vocab=vocab, tie_embeddings=False, q_dim=h, kv_dim=h,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+    )
+
+
+def _chatglm(c: _Config) -> ModelSpec:
+    """ChatGLM2/3 and GLM-4 remote code (THUDM modeling_chatglm.py): fused QKV with multi-query groups."""
+    h, layers, heads = c.need_int("hidden_size"), c.need_int("num_layers"), c.need_int("num_attention_heads")
+    vocab = c.need_int("padded_vocab_size", "vocab_size")
+    ffn = c.need_int("ffn_hidden_size")
+    kv_channels = int(c.get("kv_channels", default=h // heads))
+    groups = int(c.get("multi_query_group_num", default=heads)) if c.get("multi_query_attention") else heads
+    qkv_out = heads * kv_channels + 2 * groups * kv_channels
+    qkv_bias = bool(c.get("add_qkv_bias", default=False)) or bool(c.get("add_bias_linear", default=False))
+    n = _Counts()
+    n.add("embeddings", vocab * h)
+    n.add("lm_head", vocab * h)  # output_layer
+    n.add("norms", h)  # final_layernorm
+    for _ in range(layers):
+        n.add("attention", _linear(h, qkv_out, qkv_bias) + _linear(heads * kv_channels, h, False))
+        n.add("mlp", h * 2 * ffn + ffn * h)  # dense_h_to_4h (gate+up fused), dense_4h_to_h
+        n.add("norms", 2 * h)
+    return ModelSpec(
+        model_id=c.model_id, model_type="chatglm", hidden=h, layers=layers, heads=heads, kv_heads=groups,
+        head_dim=kv_channels, intermediate=ffn, vocab=vocab, tie_embeddings=False, q_dim=heads * kv_channels,
+        kv_dim=groups * kv_channels, checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+    )
+
+
+def _qwen2_vl_vision(vision: Mapping[str, Any]) -> int:
+    """Qwen2-VL vision tower (modeling_qwen2_vl: PatchEmbed, VisionBlock ×depth, PatchMerger)."""
+    e = int(vision.get("embed_dim", 1280))
+    depth = int(vision.get("depth", 32))
+    mlp = int(e * float(vision.get("mlp_ratio", 4)))
+    patch = int(vision.get("patch_size", 14))
+    temporal = int(vision.get("temporal_patch_size", 2))
+    channels = int(vision.get("in_chans", vision.get("in_channels", 3)))
+    out = int(vision.get("hidden_size", 3584))
+    merge = int(vision.get("spatial_merge_size", 2))
+    block = 2 * e + _linear(e, 3 * e, True) + _linear(e, e, True) + 2 * e + _linear(e, mlp, True) + _linear(mlp, e, True)
+    merged = e * merge * merge
+    merger = 2 * e + _linear(merged, merged, True) + _linear(merged, out, True)  # ln_q + 2-layer MLP
+    return channels * temporal * patch * patch * e + depth * block + merger  # Conv3d without bias
+
+
+def _internlm2(c: _Config) -> ModelSpec:
+    """InternLM2 remote code: wqkv fused, w1/w3/w2 MLP; same counts as llama with its own names."""
+    remapped = dict(c.raw)
+    remapped.setdefault("attention_bias", c.get("bias", default=False))
+    return _llama_like(_Config(remapped, c.model_id), family="internlm2", tie_default=False)
+
+
+def _baichuan(c: _Config) -> ModelSpec:
+    """Baichuan/Baichuan2 remote code: W_pack (fused q/k/v, no bias), llama MLP, NormHead lm_head."""
+    return _llama_like(c, family="baichuan", tie_default=False)
+
+
+_LLAMA_FAMILIES: dict[str, bool] = {  # model_type → default of tie_word_embeddings in its config class
+    "llama": False, "mistral": False, "qwen2": False, "qwen3": False, "gemma": True, "gemma2": True,
+    "phi3": False, "mixtral": False, "qwen2_moe": False, "qwen3_moe": False, "yi": False,
+}
+
+
+def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpec:
+    """Count the parameters of the causal-LM model that `config` describes, exactly, by part."""
+    if not isinstance(config, Mapping):
+        raise UnsupportedArchitecture(f"config.json of '{model_id}' is not a JSON object")
+    c = _Config(config, model_id)
+    model_type = str(c.get("model_type", default="")).lower()
+    architectures = [str(a) for a in c.get("architectures", default=[]) or []]
+    if model_type in ("qwen2_vl", "qwen2_5_vl"):
+        text = dict(config.get("text_config") or config)
+        text.setdefault("tie_word_embeddings", config.get("tie_word_embeddings", False))
+        spec = _llama_like(_Config(text, model_id), family="qwen2", tie_default=False)
+        vision = _qwen2_vl_vision(config.get("vision_config") or {})
+        parts = dict(spec.parts)
+        parts["vision"] = vision
+        return _replace(spec, model_type=model_type, parts=parts, checkpoint_dtype=_dtype(c))
+    if model_type in _LLAMA_FAMILIES:
+        return _llama_like(c, family=model_type, tie_default=_LLAMA_FAMILIES[model_type])
+    if model_type in ("deepseek_v2", "deepseek_v3"):
+        return _deepseek(c, model_type)
+    if model_type == "gpt2":
+        return _gpt2(c)
+    if model_type == "phi":
+        return _phi(c)
+    if model_type == "qwen" or "QWenLMHeadModel" in architectures:
+        return _qwen1(c)
+    if model_type == "chatglm" or any("ChatGLM" in a for a in architectures):
+        return _chatglm(c)
+    if model_type == "internlm2":
+        return _internlm2(c)
+    if model_type in ("baichuan",) or any("Baichuan" in a for a in architectures):
+        return _baichuan(c)
+    known = ", ".join(sorted([*_LLAMA_FAMILIES, "qwen2_vl", "deepseek_v2", "deepseek_v3", "gpt2", "phi", "qwen",
+                              "chatglm", "internlm2", "baichuan"]))
+    raise UnsupportedArchitecture(
+        f"'{model_id}' has model_type '{model_type or '?'}', which vram-check cannot count from config.json "
+        f"(known: {known}); and no safetensors header with parameter counts was available"
+    )
+
+
+def model_spec_from_safetensors(config: Mapping[str, Any] | None, model_id: str,
+                                parameter_count: int, dtype: str) -> ModelSpec:
+    """An architecture we cannot count: take the exact total from the safetensors header.
+
+    Shapes for the activation model still come from config.json's common fields when present.
+    """
+    c = _Config(config or {}, model_id)
+    h = int(c.get("hidden_size", "n_embd", "d_model", default=0) or 0)
+    layers = int(c.get("num_hidden_layers", "num_layers", "n_layer", default=0) or 0)
+    heads = int(c.get("num_attention_heads", "n_head", default=1) or 1)
+    kv = int(c.get("num_key_value_heads", "multi_query_group_num", default=heads) or heads)
+    vocab = int(c.get("vocab_size", "padded_vocab_size", default=0) or 0)
+    inter = int(c.get("intermediate_size", "ffn_hidden_size", "n_inner", default=4 * h) or 4 * h)
+    hd = int(c.get("head_dim", "kv_channels", default=(h // heads) if heads else 0) or 0)
+    parts = dict.fromkeys(PARTS, 0)
+    parts["other"] = parameter_count
+    return ModelSpec(
+        model_id=model_id, model_type=str(c.get("model_type", default="unknown")), hidden=h, layers=layers,
+        heads=heads, kv_heads=kv, head_dim=hd, intermediate=inter, vocab=vocab,
+        tie_embeddings=bool(c.get("tie_word_embeddings", default=False)), q_dim=heads * hd, kv_dim=kv * hd,
+        checkpoint_dtype=dtype, parts=parts, source="safetensors header",
+    )
+
+
+def _replace(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)

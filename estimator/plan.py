@@ -1,0 +1,496 @@
+"""TrainingPlan: a LLaMA-Factory training YAML (+ its DeepSpeed JSON) with every memory knob resolved.
+
+Defaults and behaviour are LLaMA-Factory 0.9.5's (src/llamafactory/hparams/*.py, model/adapter.py,
+model/model_utils/checkpointing.py); research notes in docs/estimator.md cite the lines.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from estimator.deepspeed import DeepSpeedConfig, parse_deepspeed
+from estimator.errors import InputError, RejectedConfig
+
+MAX_CONFIG_BYTES = 1_000_000  # a training YAML is a few KB; anything this large is not one
+
+STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
+FINETUNING_TYPES = ("lora", "oft", "freeze", "full")
+PAIRWISE_STAGES = ("rm", "dpo")  # PairwiseDataCollatorWithPadding: chosen + rejected rows per example
+EIGHT_BIT_OPTIMIZERS = ("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "lion_8bit", "paged_lion_8bit",
+                        "adamw_torch_8bit")
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Every memory-relevant knob of one training run, resolved to a value."""
+
+    path: str
+    model_name_or_path: str
+    stage: str = "sft"  # finetuning_args.py: stage default "sft"
+    finetuning_type: str = "lora"  # finetuning_args.py: finetuning_type default "lora"
+    bf16: bool = False
+    fp16: bool = False
+    pure_bf16: bool = False
+    quantization_bit: int | None = None
+    quantization_method: str = "bnb"
+    gradient_checkpointing: bool = True  # model_args.py: disable_gradient_checkpointing default False
+    unsloth_gc: bool = False
+    attention: str = "sdpa"  # flash_attn "auto" leaves transformers' default, SDPA
+    liger: bool = False
+    use_unsloth: bool = False
+    packing: bool = False
+    neat_packing: bool = False
+    cutoff_len: int = 2048  # data_args.py: cutoff_len default 2048
+    per_device_train_batch_size: int = 8  # HF TrainingArguments default
+    gradient_accumulation_steps: int = 1
+    per_device_eval_batch_size: int = 8
+    evaluates: bool = False
+    optim: str = "adamw_torch_fused"  # HF default on torch >= 2.8
+    use_galore: bool = False
+    galore_rank: int = 16
+    galore_layerwise: bool = False
+    use_apollo: bool = False
+    apollo_rank: int = 16
+    use_badam: bool = False
+    badam_mode: str = "layer"
+    lora_rank: int = 8
+    lora_target: tuple[str, ...] = ("all",)
+    use_dora: bool = False
+    additional_target: tuple[str, ...] = ()
+    freeze_trainable_layers: int = 2
+    freeze_trainable_modules: tuple[str, ...] = ("all",)
+    freeze_extra_modules: tuple[str, ...] = ()
+    freeze_vision_tower: bool = True
+    pref_loss: str = "sigmoid"
+    ref_model: str | None = None
+    ref_model_quantization_bit: int | None = None
+    reward_model: str | None = None
+    reward_model_type: str = "lora"
+    use_asft_loss: bool = False
+    upcast_layernorm: bool = False
+    deepspeed: DeepSpeedConfig | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    key_lines: Mapping[str, int] = field(default_factory=dict)
+    assumptions: tuple[str, ...] = ()
+
+    # --- derived -------------------------------------------------------------------------------------
+    @property
+    def zero_stage(self) -> int:
+        return self.deepspeed.stage if self.deepspeed else 0
+
+    @property
+    def compute_dtype(self) -> str:
+        """parser.py: bf16 or pure_bf16 → bfloat16; fp16 → float16; else the checkpoint's (fp32 here)."""
+        if self.bf16 or self.pure_bf16:
+            return "bfloat16"
+        if self.fp16:
+            return "float16"
+        return "float32"
+
+    @property
+    def upcast_trainable_to_fp32(self) -> bool:
+        """model/adapter.py::init_adapter: cast trainable params to fp32 unless pure_bf16, BAdam, or ZeRO-3
+        without quantization."""
+        if self.pure_bf16 or self.use_badam:
+            return False
+        return not (self.quantization_bit is None and self.zero_stage == 3)
+
+    @property
+    def uses_ref_model(self) -> bool:
+        """finetuning_args.py l.593 (dpo unless orpo/simpo), kto always, ppo, sft with use_asft_loss."""
+        if self.stage == "dpo":
+            return self.pref_loss not in ("orpo", "simpo")
+        return self.stage in ("kto", "ppo") or (self.stage == "sft" and self.use_asft_loss)
+
+    @property
+    def ref_model_is_extra_copy(self) -> bool:
+        """trainer_utils.py::create_ref_model: LoRA without ref_model reuses the policy with adapters off."""
+        return self.uses_ref_model and (self.ref_model is not None or self.finetuning_type != "lora")
+
+    @property
+    def sequences_per_micro_batch(self) -> int:
+        """Pairwise stages carry chosen + rejected rows (§4 of the LF notes); KTO adds a no-grad KL batch."""
+        factor = 2 if self.stage in PAIRWISE_STAGES else 1
+        return self.per_device_train_batch_size * factor
+
+    @property
+    def eight_bit_optimizer(self) -> bool:
+        return self.optim in EIGHT_BIT_OPTIMIZERS
+
+    def effective_batch_size(self, world_size: int) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * world_size
+
+    def line_of(self, key: str) -> int | None:
+        return self.key_lines.get(key)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every resolved knob (DESIGN.md JSON `plan`)."""
+        return {
+            "stage": self.stage, "finetuning_type": self.finetuning_type, "compute_dtype": self.compute_dtype,
+            "bf16": self.bf16, "fp16": self.fp16, "pure_bf16": self.pure_bf16,
+            "upcast_trainable_to_fp32": self.upcast_trainable_to_fp32,
+            "quantization_bit": self.quantization_bit, "quantization_method": self.quantization_method,
+            "gradient_checkpointing": self.gradient_checkpointing, "unsloth_gc": self.unsloth_gc,
+            "attention": self.attention, "liger": self.liger, "use_unsloth": self.use_unsloth,
+            "packing": self.packing, "neat_packing": self.neat_packing, "cutoff_len": self.cutoff_len,
+            "per_device_train_batch_size": self.per_device_train_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "per_device_eval_batch_size": self.per_device_eval_batch_size, "evaluates": self.evaluates,
+            "sequences_per_micro_batch": self.sequences_per_micro_batch, "optim": self.optim,
+            "use_galore": self.use_galore, "galore_rank": self.galore_rank, "use_apollo": self.use_apollo,
+            "use_badam": self.use_badam, "lora_rank": self.lora_rank, "lora_target": list(self.lora_target),
+            "use_dora": self.use_dora, "additional_target": list(self.additional_target),
+            "freeze_trainable_layers": self.freeze_trainable_layers,
+            "uses_ref_model": self.uses_ref_model, "ref_model_is_extra_copy": self.ref_model_is_extra_copy,
+            "reward_model_type": self.reward_model_type if self.stage == "ppo" else None,
+            "zero_stage": self.zero_stage,
+            "deepspeed": self.deepspeed.to_json() if self.deepspeed else None,
+        }
+
+
+# --- reading the YAML ---------------------------------------------------------------------------------
+
+
+def _yaml_mapping(text: str, path: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Parse safely; return the mapping and the 1-based line of each top-level key."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_CONFIG_BYTES:
+        raise InputError(f"file is larger than {MAX_CONFIG_BYTES // 1000} KB; not a training config", file=path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputError(f"malformed YAML: {problem}", file=path, line=line) from None
+    if data is None:
+        raise InputError("the file is empty; expected a LLaMA-Factory training config", file=path)
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise InputError(
+            f"expected a mapping of LLaMA-Factory keys, got a YAML {type(data).__name__}", file=path
+        )
+    lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+    return {str(k): v for k, v in data.items()}, lines
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool, path: str, lines: Mapping[str, int]) -> bool:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InputError(f"'{key}' must be true or false, got {value!r}", file=path, key=key, line=lines.get(key))
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int, path: str, lines: Mapping[str, int],
+         minimum: int | None = 1) -> int:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InputError(f"'{key}' must be an integer, got {value!r}", file=path, key=key, line=lines.get(key))
+    try:
+        number = int(value)
+    except ValueError:
+        raise InputError(f"'{key}' must be an integer, got {value!r}", file=path, key=key,
+                         line=lines.get(key)) from None
+    if isinstance(value, float) and value != number:
+        raise InputError(f"'{key}' must be an integer, got {value!r}", file=path, key=key, line=lines.get(key))
+    if minimum is not None and number < minimum:
+        raise InputError(f"'{key}' must be at least {minimum}, got {number}", file=path, key=key,
+                         line=lines.get(key))
+    return number
+
+
+def _optional_int(raw: Mapping[str, Any], key: str, path: str, lines: Mapping[str, int]) -> int | None:
+    return None if raw.get(key) is None else _int(raw, key, 0, path, lines)
+
+
+def _choice(raw: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...], path: str,
+            lines: Mapping[str, int]) -> str:
+    value = raw.get(key, default)
+    value = default if value is None else str(value).strip().lower()
+    if value not in choices:
+        raise InputError(f"'{key}' must be one of {', '.join(choices)}; got '{value}'", file=path, key=key,
+                         line=lines.get(key))
+    return value
+
+
+def _names(raw: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = raw.get(key)
+    if value is None:
+        return default
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+def _attention(raw: Mapping[str, Any], path: str, lines: Mapping[str, int]) -> tuple[str, str | None]:
+    """model_args.py flash_attn: auto (transformers' default, SDPA), disabled → eager, sdpa, fa2, fa3."""
+    value = str(raw.get("flash_attn", "auto") or "auto").strip().lower()
+    mapping = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "eager": "eager", "fa2": "fa2",
+               "flash_attention_2": "fa2", "fa3": "fa3"}
+    if value not in mapping:
+        raise InputError(f"'flash_attn' must be one of auto, disabled, sdpa, fa2, fa3; got '{value}'", file=path,
+                         key="flash_attn", line=lines.get("flash_attn"))
+    note = "attention: SDPA (flash_attn: auto keeps transformers' default)" if value == "auto" else None
+    return mapping[value], note
+
+
+def rejected_combinations(raw: Mapping[str, Any], zero_stage: int, world_size: int | None = None
+                          ) -> list[tuple[str, str]]:
+    """Combinations LLaMA-Factory's argument parser rejects, as (key, LLaMA-Factory's own message)."""
+    ft = str(raw.get("finetuning_type", "lora") or "lora").lower()
+    stage = str(raw.get("stage", "sft") or "sft").lower()
+    quant = raw.get("quantization_bit")
+    galore, apollo, badam = bool(raw.get("use_galore")), bool(raw.get("use_apollo")), bool(raw.get("use_badam"))
+    problems: list[tuple[str, str]] = []
+    if quant is not None and ft not in ("lora", "oft"):  # parser.py _verify_model_args l.237
+        problems.append(("quantization_bit", "Quantization is only compatible with the LoRA or OFT method."))
+    if raw.get("adapter_name_or_path") and ft != "lora":  # parser.py l.233
+        problems.append(("adapter_name_or_path", "Adapter is only valid for the LoRA method."))
+    if raw.get("pure_bf16") and zero_stage == 3:  # parser.py l.503
+        problems.append(("pure_bf16", "pure_bf16 is incompatible with DeepSpeed ZeRO-3."))
+    if (galore or apollo) and raw.get("deepspeed"):  # parser.py l.519
+        problems.append(("use_galore" if galore else "use_apollo",
+                         "GaLore and APOLLO are incompatible with DeepSpeed yet."))
+    if ft == "lora" and (galore or apollo or badam):  # finetuning_args.py __post_init__
+        key = "use_galore" if galore else "use_apollo" if apollo else "use_badam"
+        problems.append((key, "Cannot use LoRA with GaLore, APOLLO or BAdam together."))
+    if galore + apollo + badam > 1:  # finetuning_args.py __post_init__
+        problems.append(("use_galore", "Cannot use GaLore, APOLLO or BAdam together."))
+    if ft != "lora":  # finetuning_args.py: LoRA-only options
+        for key in ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio"):
+            if raw.get(key):
+                problems.append((key, f"`{key}` is only valid for LoRA training."))
+    if stage == "ppo" and not raw.get("reward_model"):  # finetuning_args.py l.601
+        problems.append(("stage", "`reward_model` is necessary for PPO training."))
+    if stage == "ppo" and str(raw.get("reward_model_type", "lora")).lower() == "lora" and ft != "lora":
+        problems.append(("reward_model_type", "`reward_model_type` cannot be lora for Freeze/Full PPO training."))
+    if raw.get("use_unsloth") and zero_stage == 3:  # parser.py l.533
+        problems.append(("use_unsloth", "Unsloth is incompatible with DeepSpeed ZeRO-3."))
+    if str(raw.get("quantization_device_map", "") or "").lower() == "auto":  # parser.py l.493
+        problems.append(("quantization_device_map", "Cannot use device map for quantized models in training."))
+    if raw.get("fp8") and quant is not None:  # parser.py l.527
+        problems.append(("fp8", "FP8 training is not compatible with quantization."))
+    if stage != "sft":  # parser.py l.418-426
+        for key, what in (("neat_packing", "`neat_packing`"), ("train_on_prompt", "`train_on_prompt`"),
+                          ("mask_history", "`mask_history`"), ("predict_with_generate", "`predict_with_generate`")):
+            if raw.get(key):
+                problems.append((key, f"{what} cannot be set as True except SFT."))
+    if raw.get("predict_with_generate") and zero_stage == 3:  # parser.py l.487
+        problems.append(("predict_with_generate", "`predict_with_generate` is incompatible with DeepSpeed ZeRO-3."))
+    distributed = world_size is not None and world_size > 1
+    if distributed and (raw.get("galore_layerwise") or raw.get("apollo_layerwise")):  # parser.py l.507/510
+        problems.append(("galore_layerwise", "Distributed training does not support layer-wise GaLore/APOLLO."))
+    if distributed and badam:  # parser.py l.514/516
+        if str(raw.get("badam_mode", "layer")).lower() == "ratio":
+            problems.append(("badam_mode", "Ratio-based BAdam does not yet support distributed training, "
+                                           "use the layer-based BAdam."))
+        elif zero_stage != 3:
+            problems.append(("use_badam", "Layer-wise BAdam only supports DeepSpeed ZeRO-3 training."))
+    if (raw.get("galore_layerwise") or raw.get("apollo_layerwise")) and int(
+            raw.get("gradient_accumulation_steps", 1) or 1) > 1:  # trainer_utils.py
+        problems.append(("gradient_accumulation_steps",
+                         "Per-layer GaLore/APOLLO does not support gradient accumulation."))
+    return problems
+
+
+def parse_plan(text: str, path: str, read_file: Callable[[str], str] | None = None,
+               world_size: int | None = None) -> TrainingPlan:
+    """Resolve a LLaMA-Factory YAML. `read_file(repo_path)` reads the DeepSpeed JSON it references."""
+    raw, lines = _yaml_mapping(text, path)
+    notes: list[str] = []
+    model = raw.get("model_name_or_path")
+    if not model or not isinstance(model, str):
+        raise InputError("Please provide model_name_or_path.", file=path, key="model_name_or_path")
+
+    deepspeed = _load_deepspeed(raw, path, lines, read_file, notes)
+    bf16 = _bool(raw, "bf16", False, path, lines)
+    fp16 = _bool(raw, "fp16", False, path, lines)
+    if deepspeed is not None:
+        deepspeed = deepspeed.resolve_auto(bf16=bf16, fp16=fp16)
+    zero_stage = deepspeed.stage if deepspeed else 0
+    problems = rejected_combinations(raw, zero_stage, world_size)
+    if problems:
+        key, message = problems[0]
+        raise RejectedConfig(f"LLaMA-Factory rejects this config: {message}", file=path, key=key,
+                             line=lines.get(key))
+
+    stage = _choice(raw, "stage", "sft", STAGES, path, lines)
+    attention, attention_note = _attention(raw, path, lines)
+    if attention_note:
+        notes.append(attention_note)
+    disable_gc = _bool(raw, "disable_gradient_checkpointing", False, path, lines)
+    if not disable_gc:
+        notes.append("gradient checkpointing: on (LLaMA-Factory default)")
+    packing_default = stage == "pt"  # data_args.py: packing None → True for pt
+    neat_packing = _bool(raw, "neat_packing", False, path, lines)
+    optim = str(raw.get("optim") or "adamw_torch_fused").strip().lower()
+    if "optim" not in raw:
+        notes.append("optimizer: fused AdamW (HF Trainer default on torch >= 2.8)")
+    if "per_device_train_batch_size" not in raw:
+        notes.append("per_device_train_batch_size: 8 (HF TrainingArguments default)")
+    evaluates = bool(raw.get("do_eval")) or float(raw.get("val_size") or 0) > 1e-6 or bool(raw.get("eval_dataset"))
+    finetuning_type = _choice(raw, "finetuning_type", "lora", FINETUNING_TYPES, path, lines)
+    if "finetuning_type" not in raw:
+        notes.append("finetuning_type: lora (LLaMA-Factory default)")
+    quant = _optional_int(raw, "quantization_bit", path, lines)
+    if quant is not None and quant not in (2, 3, 4, 5, 6, 8):
+        raise InputError(f"'quantization_bit' must be 4 or 8 (bnb), 2-8 (hqq); got {quant}", file=path,
+                         key="quantization_bit", line=lines.get("quantization_bit"))
+    if not (bf16 or fp16 or _bool(raw, "pure_bf16", False, path, lines)):
+        notes.append("precision: fp32 (no bf16/fp16/pure_bf16 key)")
+
+    return TrainingPlan(
+        path=path,
+        model_name_or_path=model.strip(),
+        stage=stage,
+        finetuning_type=finetuning_type,
+        bf16=bf16,
+        fp16=fp16,
+        pure_bf16=_bool(raw, "pure_bf16", False, path, lines),
+        quantization_bit=quant,
+        quantization_method=str(raw.get("quantization_method") or "bnb").lower(),
+        gradient_checkpointing=not disable_gc,
+        unsloth_gc=_bool(raw, "use_unsloth_gc", False, path, lines),
+        attention=attention,
+        liger=_bool(raw, "enable_liger_kernel", False, path, lines),
+        use_unsloth=_bool(raw, "use_unsloth", False, path, lines),
+        packing=_bool(raw, "packing", packing_default, path, lines) or neat_packing,
+        neat_packing=neat_packing,
+        cutoff_len=_int(raw, "cutoff_len", 2048, path, lines),
+        per_device_train_batch_size=_int(raw, "per_device_train_batch_size", 8, path, lines),
+        gradient_accumulation_steps=_int(raw, "gradient_accumulation_steps", 1, path, lines),
+        per_device_eval_batch_size=_int(raw, "per_device_eval_batch_size", 8, path, lines),
+        evaluates=evaluates,
+        optim=optim,
+        use_galore=_bool(raw, "use_galore", False, path, lines),
+        galore_rank=_int(raw, "galore_rank", 16, path, lines),
+        galore_layerwise=_bool(raw, "galore_layerwise", False, path, lines),
+        use_apollo=_bool(raw, "use_apollo", False, path, lines),
+        apollo_rank=_int(raw, "apollo_rank", 16, path, lines),
+        use_badam=_bool(raw, "use_badam", False, path, lines),
+        badam_mode=str(raw.get("badam_mode") or "layer").lower(),
+        lora_rank=_int(raw, "lora_rank", 8, path, lines),
+        lora_target=_names(raw, "lora_target", ("all",)),
+        use_dora=_bool(raw, "use_dora", False, path, lines),
+        additional_target=_names(raw, "additional_target", ()),
+        freeze_trainable_layers=_int(raw, "freeze_trainable_layers", 2, path, lines, minimum=None),
+        freeze_trainable_modules=_names(raw, "freeze_trainable_modules", ("all",)),
+        freeze_extra_modules=_names(raw, "freeze_extra_modules", ()),
+        freeze_vision_tower=_bool(raw, "freeze_vision_tower", True, path, lines),
+        pref_loss=str(raw.get("pref_loss") or "sigmoid").lower(),
+        ref_model=str(raw["ref_model"]) if raw.get("ref_model") else None,
+        ref_model_quantization_bit=_optional_int(raw, "ref_model_quantization_bit", path, lines),
+        reward_model=str(raw["reward_model"]) if raw.get("reward_model") else None,
+        reward_model_type=str(raw.get("reward_model_type") or "lora").lower(),
+        use_asft_loss=_bool(raw, "use_asft_loss", False, path, lines),
+        upcast_layernorm=_bool(raw, "upcast_layernorm", False, path, lines),
+        deepspeed=deepspeed,
+        raw=raw,
+        key_lines=lines,
+        assumptions=tuple(notes),
+    )
+
+
+# --- DeepSpeed file resolution ---------------------------------------------------------------------------
+
+BUNDLED_DEEPSPEED = Path(__file__).parent / "catalog" / "deepspeed"
+
+
+def _load_deepspeed(raw: Mapping[str, Any], path: str, lines: Mapping[str, int],
+                    read_file: Callable[[str], str] | None, notes: list[str]) -> DeepSpeedConfig | None:
+    value = raw.get("deepspeed")
+    if value is None or value == "" or value is False:
+        return None
+    line = lines.get("deepspeed")
+    if isinstance(value, dict):  # HF TrainingArguments accepts an inline dict
+        return parse_deepspeed(value, f"{path} (inline deepspeed)")
+    if not isinstance(value, str):
+        raise InputError(f"'deepspeed' must be a path to a JSON file, got {value!r}", file=path, key="deepspeed",
+                         line=line)
+    ds_path = value.strip()
+    for candidate in _candidates(ds_path, path):
+        if read_file is None:
+            break
+        try:
+            text = read_file(candidate)
+        except FileNotFoundError:
+            continue
+        except IsADirectoryError:
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(f"DeepSpeed config '{candidate}' is not valid JSON: {error.msg} (line {error.lineno})",
+                             file=path, key="deepspeed", line=line) from None
+        return parse_deepspeed(data, candidate)
+    bundled = BUNDLED_DEEPSPEED / posixpath.basename(ds_path)
+    if posixpath.dirname(ds_path).endswith("examples/deepspeed") and bundled.is_file():
+        notes.append(f"deepspeed: '{ds_path}' is not in this repository; used LLaMA-Factory's shipped copy")
+        return parse_deepspeed(json.loads(bundled.read_text()), ds_path)
+    raise InputError(f"DeepSpeed config '{ds_path}' not found (looked next to the YAML and at the repository root)",
+                     file=path, key="deepspeed", line=line)
+
+
+def _candidates(ds_path: str, yaml_path: str) -> list[str]:
+    """Repository-relative paths to try: next to the YAML, then from the repository root (LF's CWD)."""
+    if posixpath.isabs(ds_path) or ds_path.startswith("~"):
+        return []
+    found: list[str] = []
+    for base in (posixpath.dirname(yaml_path), ""):
+        joined = posixpath.normpath(posixpath.join(base, ds_path))
+        if joined == ".." or joined.startswith("../"):
+            continue  # never outside the repository
+        if joined not in found:
+            found.append(joined)
+    return found
+
+
+def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None = None) -> TrainingPlan:
+    """Read a training YAML from disk; DeepSpeed paths resolve inside `repo_root` (default: the YAML's dir)."""
+    root = (repo_root or path.parent).resolve()
+    try:
+        text = _read_bounded(path)
+    except FileNotFoundError:
+        raise InputError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a YAML file", file=str(path)) from None
+    try:
+        relative = path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        root = path.parent.resolve()
+        relative = path.name
+
+    def read(repo_path: str) -> str:
+        target = (root / repo_path).resolve()
+        if not target.is_relative_to(root):
+            raise FileNotFoundError(repo_path)
+        return _read_bounded(target)
+
+    plan = parse_plan(text, relative, read, world_size)
+    return _with_path(plan, str(path))
+
+
+def _read_bounded(path: Path) -> str:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InputError(f"file is larger than {MAX_CONFIG_BYTES // 1000} KB; not a training config", file=str(path))
+    return data.decode("utf-8", errors="replace")
+
+
+def _with_path(plan: TrainingPlan, path: str) -> TrainingPlan:
+    from dataclasses import replace
+
+    return replace(plan, path=path)

@@ -48,7 +48,6 @@ def compare_with_estimate(
     """Estimate the config (lead's estimator) and fill the comparison rows and, after an OOM, suggestions."""
     from estimator.hub import ModelResolver
     from estimator.memory import World, estimate
-
     from estimator.plan import load_plan
 
     plan = load_plan(config)

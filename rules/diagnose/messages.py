@@ -23,6 +23,9 @@ from rules.diagnose.sizes import SIZE_PATTERN, size_to_bytes
 
 _S = SIZE_PATTERN  # two groups: value, unit
 
+_DEVICE_OOM_RE = re.compile(r"outofmemoryerror|\b(?:cuda|npu|xpu|cpu) out of memory|mps backend out of memory")
+_EVIDENCE_RE = re.compile(r"error\s*:|exception|failed|\bwarn|tried to allocate|allocat\w*\s+[\d.]+\s*\w*b\b|"
+                          r"can't allocate|exhausted|killed")
 _TRIGGER_WORDS = (
     "out of memory",
     "outofmemoryerror",
@@ -91,11 +94,10 @@ def is_trigger(line: str) -> bool:
     lower = line.lower()
     if not any(word in lower for word in _TRIGGER_WORDS):
         return False
-    # Advice text and log chatter that merely mention OOM do not count; an error/warning/allocation does.
-    return any(
-        word in lower
-        for word in ("error", "allocat", "warn", "fail", "cuda", "npu", "xpu", "mps", "exhausted", "killed")
-    )
+    if _DEVICE_OOM_RE.search(lower):
+        return True
+    # Elsewhere "out of memory" must come with an error, a warning or an allocation, not advice text.
+    return _EVIDENCE_RE.search(lower) is not None
 
 
 def message_kind(text: str) -> str:

@@ -93,6 +93,7 @@ class Settings(BaseModel):
             "worker_mode": "VRAM_CHECK_WORKER_MODE",
             "workers": "VRAM_CHECK_WORKERS",
             "github_retries": "VRAM_CHECK_GITHUB_RETRIES",
+            "github_throttle": "VRAM_CHECK_GITHUB_THROTTLE",
         }
         values = {field: env[name] for field, name in names.items() if env.get(name)}
         if "webhook_secret" not in values:

@@ -25,7 +25,8 @@ HELP_TEXT = """\
 | command | what it does |
 |---|---|
 | `/vram-check` | re-run the check on the pull request's head and update the summary comment |
-| `/vram-check pool=NAME gpus=N gpu=NAME` | what-if: check against another pool, GPU count or GPU without editing files (any subset of the options; `nodes=N` too) |
+| `/vram-check pool=NAME gpus=N gpu=NAME` | what-if without editing files: another pool, GPU count \
+or GPU (any subset; `nodes=N` too) |
 | `/vram-check explain CONFIG` | show one config's full memory breakdown |
 | `/vram-check diagnose` followed by a fenced block with an out-of-memory log | explain a CUDA OOM message |
 | `/vram-check help` | this help |

@@ -232,11 +232,11 @@ def render_markdown(report: RunReport, *, context: RenderContext | None = None) 
         head.append(f"> {note}")
     sections: list[str] = []
     for config in configs:
-        section = [breakdown(config, open_=context.only is not None or context.expand == config.path)]
+        parts = [breakdown(config, open_=context.only is not None or context.expand == config.path)]
         suggestions = _suggestions(config, context.inline_suggestions)
         if suggestions and config.error is None:
-            section += ["", f"**Smallest changes that make {_code(config.path)} fit**", "", *suggestions]
-        sections.append("\n".join(section))
+            parts += ["", f"**Smallest changes that make {_code(config.path)} fit**", "", *suggestions]
+        sections.append("\n".join(parts))
     footer = _footer(context) if context.footer else ""
     body = "\n".join(head).rstrip() + "\n"
     omitted = 0

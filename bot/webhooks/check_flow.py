@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from rules.report import RunReport
 
 from bot.github_adapter import ChangedFile, FileTooLarge, GitHubUnavailable, PullRequestGateway, RepoFiles
 from bot.render.markdown import MARKER, RenderContext, gib, render_markdown
 from bot.webhooks.jobs import CheckJob, JobOutcome
 from estimator.errors import InputError
 from rules.policy import POLICY_PATH, Policy, Target, default_policy, load_policy, looks_like_training_config
+from rules.report import RunReport
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ def what_if_title(command: SlashCommand) -> str:
 
 
 def _reply_marker(body: str) -> str:
-    first, _, rest = body.partition("\n")
+    _, _, rest = body.partition("\n")
     return f"{HELP_MARKER}\n{rest}"
 
 

@@ -91,15 +91,16 @@ def _resolver(context: WorkerContext) -> Any:
 
 def run_job(job: Job) -> JobOutcome:
     """Entry point in the worker: never raises (the outcome says what failed)."""
-    from bot.webhooks import check_flow, command_flow
-
     context = _context
     if context is None:
         raise RuntimeError("worker used before init_worker")
     counter = CallCounter()
-    resolver = CountingResolver(_resolver(context))
+    resolver = CountingResolver(None)
     outcome = JobOutcome(kind=job.kind, outcome="failed")
     try:
+        from bot.webhooks import check_flow, command_flow
+
+        resolver = CountingResolver(_resolver(context))
         gh = context.clients.client(job.pr.installation_id)
         gateway = PullRequestGateway(gh, job.pr.repo, job.pr.number, context.settings, counter)
         if isinstance(job, CheckJob):

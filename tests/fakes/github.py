@@ -46,6 +46,7 @@ class Comment:
     user_type: str
     created_at: str
     updated_at: str
+    created_epoch: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -300,6 +301,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.state.issued_tokens[token] = (int(match[1]), expires)
             return 201, {"token": token, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
                          "permissions": {"pull_requests": "write", "checks": "write", "contents": "read"}}
+        if path == "/_fake/comment-times":  # not GitHub: lets the benchmark read when comments appeared
+            with self.state.lock:
+                return 200, [[r.full_name, n, c.created_epoch] for r in self.state.repos.values()
+                             for n, cs in r.comments.items() for c in cs]
         self._require_token(auth)
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if not match:

@@ -245,3 +245,54 @@ def test_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         command.run(_args(tmp_path / "missing.log"))
     with pytest.raises(InputError, match="directory"):
         command.run(_args(tmp_path))
+
+
+LLAMA2_FULL_SFT = """\
+model_name_or_path: meta-llama/Llama-2-7b-hf
+stage: sft
+do_train: true
+finetuning_type: full
+dataset: alpaca_en_demo
+template: llama2
+cutoff_len: 1024
+per_device_train_batch_size: 1
+bf16: true
+output_dir: saves/llama2-7b/full/sft
+"""
+
+
+def test_config_compares_estimate_with_measured_peaks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from estimator.hub import ModelResolver
+    from estimator.memory import World, estimate
+    from estimator.plan import load_plan
+
+    config = tmp_path / "llama2_full_sft.yaml"
+    config.write_text(LLAMA2_FULL_SFT)
+    log = tmp_path / "trainer_log.jsonl"
+    log.write_text(json.dumps({"current_steps": 5, "vram_allocated": 70.25, "vram_reserved": 74.5}) + "\n")
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args([str(log), "--config", str(config), "--format", "json"])
+    assert command.run(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    expected = estimate(ModelResolver().resolve("meta-llama/Llama-2-7b-hf"), load_plan(config), World())
+    rows = {row["what"]: row for row in data["estimate"]["vs_measured"]}
+    assert rows["max allocated (measured)"] == {"what": "max allocated (measured)",
+                                                "estimated_bytes": expected.allocated_bytes,
+                                                "measured_bytes": gib(70.25)}
+    assert rows["max reserved (measured)"]["measured_bytes"] == gib(74.5)
+
+
+def test_config_says_whether_the_estimate_predicted_the_oom(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "llama2_full_sft.yaml"
+    config.write_text(LLAMA2_FULL_SFT)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    # hiyouga/LlamaFactory#1221: LLaMA-7B full fine-tuning on a V100 32 GB died in the AdamW step.
+    args = parser.parse_args([str(FIXTURES / "llamafactory-1221-adamw-exp-avg-sq.log"), "--config", str(config),
+                              "--gpu", "V100-32GB"])
+    assert command.run(args) == 1
+    out = capsys.readouterr().out
+    assert "the estimate predicted this OOM" in out  # full fp32 AdamW states alone exceed 32 GB for 6.7B
+    assert "allocated in optimizer step" in out

@@ -13,9 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from rules.diagnose.model import Diagnosis, EstimateComparison
+from rules.diagnose.sizes import format_bytes
+
+# Our phase ids -> the estimator's phase names (estimator/memory.py Estimate.phases).
+_ESTIMATE_PHASE = {
+    "forward": "forward",
+    "loss-logits": "forward",
+    "backward": "backward",
+    "optimizer-step": "optimizer step",
+}
 
 
-def _rows(diagnosis: Diagnosis, allocated: int, reserved: int, peak: int) -> list[tuple[str, int, int]]:
+def _rows(
+    diagnosis: Diagnosis, allocated: int, reserved: int, peak: int, phases: dict[str, int]
+) -> list[tuple[str, int, int]]:
     peaks = diagnosis.peaks
     rows: list[tuple[str, int, int]] = []
     if peaks.allocated_bytes:
@@ -27,13 +38,11 @@ def _rows(diagnosis: Diagnosis, allocated: int, reserved: int, peak: int) -> lis
     for event in diagnosis.events[:1]:
         if event.allocated_bytes is not None and event.requested_bytes is not None:
             # At the OOM the run needed at least what it held plus what it asked for.
-            rows.append(
-                (
-                    "allocated at the OOM + request (lower bound)",
-                    allocated,
-                    event.allocated_bytes + event.requested_bytes,
-                )
-            )
+            phase = _ESTIMATE_PHASE.get(event.phase, "")
+            estimated = phases.get(phase, allocated)
+            label = f"allocated in {phase}" if phase in phases else "allocated at the peak"
+            measured = event.allocated_bytes + event.requested_bytes
+            rows.append((f"{label} vs held + asked at the OOM (lower bound)", estimated, measured))
     return rows
 
 
@@ -75,17 +84,26 @@ def compare_with_estimate(
         estimated_allocated_bytes=result.allocated_bytes,
         estimated_reserved_bytes=result.reserved_bytes,
         components=dict(result.components),
-        rows=_rows(diagnosis, result.allocated_bytes, result.reserved_bytes, result.peak_bytes),
+        rows=_rows(diagnosis, result.allocated_bytes, result.reserved_bytes, result.peak_bytes, dict(result.phases)),
         notes=notes,
     )
+    if diagnosis.oom_found and capacity is not None:
+        if result.peak_bytes > capacity:
+            notes.append(
+                f"the estimate predicted this OOM: peak {format_bytes(result.peak_bytes)} > "
+                f"{format_bytes(capacity)} usable ({result.peak_phase})"
+            )
+        else:
+            notes.append(
+                f"the estimate did not predict this OOM: peak {format_bytes(result.peak_bytes)} fits "
+                f"{format_bytes(capacity)} usable; the causes above name what it may have missed"
+            )
     if diagnosis.oom_found and capacity is not None:
         comparison.suggestions = _suggestions(model, plan, world, capacity, notes)
     return comparison
 
 
-def _suggestions(
-    model: Any, plan: Any, world: Any, capacity: int, notes: list[str]
-) -> list[dict[str, object]]:
+def _suggestions(model: Any, plan: Any, world: Any, capacity: int, notes: list[str]) -> list[dict[str, object]]:
     try:
         from estimator.suggest import suggest
     except ImportError:

@@ -83,6 +83,20 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """Where a pool's verdicts change, in bytes of one GPU's usable memory: above `tight_above` the
+    verdict is "tight"; above `fails_above` the check fails (None: never, `fail_on: never`)."""
+
+    usable_bytes: int
+    tight_above: int
+    fails_above: int | None
+
+    def headroom_left(self, peak_bytes: int) -> int:
+        """Bytes still free below the usable memory at this peak (negative: over by that much)."""
+        return self.usable_bytes - peak_bytes
+
+
+@dataclass(frozen=True)
 class Policy:
     """The validated policy; `notes` carries what a report should mention (defaults, guesses)."""
 
@@ -143,6 +157,15 @@ class Policy:
                 f"pool '{pool.name}' has {pool.per_node} GPU(s) per node on {pool.nodes} node(s); "
                 f"the config asks for gpus={per_node} nodes={nodes}", file=file, line=target.line)
         return Pool(name=pool.name, gpu=pool.gpu, per_node=per_node, nodes=nodes, line=pool.line)
+
+    def thresholds(self, usable_bytes: int) -> Thresholds:
+        """The byte limits this policy sets on a GPU with `usable_bytes`, for reports to show."""
+        tight_above = int(usable_bytes * (1 - self.headroom))  # headroom 0.10: top 10% is "tight"
+        limits = {"no-fit": [usable_bytes], "tight": [tight_above], "never": []}[self.fail_on]
+        if self.fail_above is not None:
+            limits.append(int(usable_bytes * self.fail_above))
+        fails_above = min(limits) if limits else None
+        return Thresholds(usable_bytes=usable_bytes, tight_above=tight_above, fails_above=fails_above)
 
     def fails(self, verdict: str, peak_bytes: int, usable_bytes: int) -> bool:
         """Whether a verdict fails the check: `fail_on` ("no-fit" | "tight" | "never"), and

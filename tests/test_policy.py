@@ -265,3 +265,16 @@ def test_target_resolves_against_the_policy() -> None:
         policy.resolve_target(Target(pool="dev", gpus=4, line=7), file="configs/a.yaml")
     with pytest.raises(InputError, match="no pool named 'gpu'"):
         policy.resolve_target(Target(pool="gpu", line=1))
+
+
+def test_thresholds_give_the_byte_limits_a_report_shows() -> None:
+    usable = 80 * GIB
+    default = load_policy(DESIGN_POLICY).thresholds(usable)
+    assert default.tight_above == 72 * GIB  # headroom 0.10: above 90% is tight
+    assert default.fails_above == usable  # fail_on no-fit: fails when it does not fit
+    assert default.headroom_left(70 * GIB) == 10 * GIB
+    assert default.headroom_left(81 * GIB) == -GIB
+    alert = load_policy(DESIGN_POLICY + "fail_above: 0.8\n").thresholds(usable)
+    assert alert.fails_above == 64 * GIB
+    assert load_policy(DESIGN_POLICY + "fail_on: tight\n").thresholds(usable).fails_above == 72 * GIB
+    assert load_policy(DESIGN_POLICY + "fail_on: never\n").thresholds(usable).fails_above is None

@@ -9,6 +9,7 @@ context + communication buffers) is compared with nvidia-smi's used memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,24 +100,35 @@ def compare_with_estimate(
                 f"{format_bytes(capacity)} usable; the causes above name what it may have missed"
             )
     if diagnosis.oom_found and capacity is not None:
-        comparison.suggestions = _suggestions(model, plan, world, capacity, notes)
+        comparison.suggestions = _suggestions(config, model, plan, world, capacity, notes)
     return comparison
 
 
-def _suggestions(model: Any, plan: Any, world: Any, capacity: int, notes: list[str]) -> list[dict[str, object]]:
+def _read_beside(config: Path) -> Callable[[str], str]:
+    """Files a config names (its DeepSpeed JSON): relative to the working directory, else to the config."""
+
+    def read(name: str) -> str:
+        for candidate in (Path(name), config.parent / name):
+            if candidate.is_file():
+                return candidate.read_text(encoding="utf-8")
+        raise FileNotFoundError(name)
+
+    return read
+
+
+def _suggestions(
+    config: Path, model: Any, plan: Any, world: Any, capacity: int, notes: list[str]
+) -> list[dict[str, object]]:
     try:
         from estimator.suggest import suggest
     except ImportError:
         notes.append("suggestions need estimator.suggest, which this build does not have yet")
         return []
     found: list[dict[str, object]] = []
-    for item in suggest(model, plan, world, capacity):
+    text = config.read_text(encoding="utf-8")
+    for item in suggest(text, str(config), plan, model, world, capacity, read_file=_read_beside(config)):
+        verdict = "tight" if item.tight else ("fit" if item.fits else "no-fit")
         found.append(
-            {
-                "changes": dict(item.changes),
-                "peak_bytes": item.peak_bytes,
-                "verdict": item.verdict,
-                "why": item.why,
-            }
+            {"changes": dict(item.changes), "peak_bytes": item.peak_bytes, "verdict": verdict, "why": item.why}
         )
     return found

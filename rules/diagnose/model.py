@@ -15,6 +15,8 @@ class Frame:
     code: str = ""
 
     def describe(self) -> str:
+        if self.file == "?":  # a frame header cut before its file name
+            return f"line {self.line} in {self.function}"
         short = "/".join(self.file.split("/")[-2:])
         where = f"{short}:{self.line}" if self.line is not None else short
         return f"{where} in {self.function}"

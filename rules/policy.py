@@ -48,7 +48,7 @@ class PolicySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    paths: list[str] | None = None
+    paths: list[str] | str | None = None  # one glob may be written without brackets
     pools: list[PoolSpec] | None = None
     default_pool: str | None = None
     headroom: float = 0.10
@@ -250,7 +250,8 @@ def _build_policy(spec: PolicySpec, lines: dict[tuple[str | int, ...], int], pat
     if spec.fail_above is not None and not 0 < spec.fail_above <= 1:
         raise InputError(f"fail_above must be a fraction of usable memory in (0, 1], e.g. 0.95, "
                          f"got {spec.fail_above}", file=path, line=lines.get(("fail_above",)))
-    paths = tuple(spec.paths) if spec.paths is not None else DEFAULT_PATHS
+    written = [spec.paths] if isinstance(spec.paths, str) else spec.paths
+    paths = tuple(written) if written is not None else DEFAULT_PATHS
     if not paths:
         raise InputError("paths is empty: give at least one glob, e.g. 'configs/**/*.yaml'",
                          file=path, line=lines.get(("paths",)))

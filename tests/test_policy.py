@@ -278,3 +278,17 @@ def test_thresholds_give_the_byte_limits_a_report_shows() -> None:
     assert alert.fails_above == 64 * GIB
     assert load_policy(DESIGN_POLICY + "fail_on: tight\n").thresholds(usable).fails_above == 72 * GIB
     assert load_policy(DESIGN_POLICY + "fail_on: never\n").thresholds(usable).fails_above is None
+
+
+def test_a_single_glob_may_be_a_plain_string() -> None:
+    policy = load_policy("paths: configs/**/*.yaml\n")
+    assert policy.paths == ("configs/**/*.yaml",) and policy.matches("configs/x/a.yaml")
+
+
+def test_empty_paths_list_is_an_error() -> None:
+    error = policy_error("""\
+        pools:
+          - {name: a, gpu: A100-80GB, per_node: 8}
+        paths: []
+        """)
+    assert error.line == 3 and "paths is empty" in str(error)

@@ -42,9 +42,7 @@ def load_config(path: Path) -> transformers.PretrainedConfig:
     """Load a config.json exactly as ``from_pretrained`` would (a temp dir holding ``config.json``)."""
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(path, Path(tmp) / "config.json")
-        config: transformers.PretrainedConfig = transformers.AutoConfig.from_pretrained(
-            tmp, trust_remote_code=False
-        )
+        config: transformers.PretrainedConfig = transformers.AutoConfig.from_pretrained(tmp, trust_remote_code=False)
     return config
 
 

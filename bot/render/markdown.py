@@ -194,8 +194,10 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     lines = [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {gib(estimate.peak_bytes)} per GPU "
              f"at the peak ({_cell(estimate.peak_phase)})</summary>", ""]
     model = f"Model {_code(config.model_id)}" if config.model_id else "Model"
-    lines.append(f"{model}, {config.parameters.total / 1e9:.2f} B parameters "
-                 f"({config.parameters.trainable / 1e6:,.1f} M trainable).")
+    if config.parameters is not None:
+        model += (f", {config.parameters.total / 1e9:.2f} B parameters "
+                  f"({config.parameters.trainable / 1e6:,.1f} M trainable)")
+    lines.append(model + ".")
     lines += ["", "| Part | Per GPU | Share |", "|---|--:|--:|"]
     lines += [f"| {name} | {gib(size)} | {100 * size / total:.0f}% |" for name, size in parts if size]
     lines += [f"| allocated (torch max_memory_allocated) | {gib(estimate.allocated_bytes)} | |",
@@ -203,7 +205,9 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
               f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |", ""]
     lines += [_mermaid(config, parts), ""]
     if config.base_delta is not None:
-        lines += [f"Change against the base branch: {signed_gib(config.base_delta)} per GPU at the peak.", ""]
+        changed = f" ({'; '.join(config.base_changes)})" if config.base_changes else ""
+        lines += [f"Change against the base branch: {signed_gib(config.base_delta)} per GPU at the peak{changed}.",
+                  ""]
     if estimate.assumptions:
         lines += ["**Assumptions**", *[f"- {_cell(a)}" for a in estimate.assumptions], ""]
     if config.findings:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import threading
 import time
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.github_adapter import CallCounter, GitHubClients, GitHubUnavailable, PullRequestGateway
 from bot.settings import Settings
 from bot.webhooks.jobs import CheckJob, CommandJob, Job, JobOutcome
+from estimator.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +60,23 @@ def make_executor(settings: Settings) -> Executor:
                                initializer=init_worker, initargs=(settings,))
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
 class CountingResolver:
-    """Wraps estimator.hub.ModelResolver to count resolutions for the service's metrics."""
+    """Wraps estimator.hub.ModelResolver for the service: counts resolutions for the metrics, and accepts
+    Hub model ids only — a pull request must not make the service read files on its own disk."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.counts: Counter[str] = Counter()
 
     def resolve(self, ref: str) -> Any:
+        ref = ref.strip()
+        if not HUB_ID.match(ref) or ".." in ref or ref.endswith(".json") or Path(ref).expanduser().exists():
+            self.counts["rejected"] += 1
+            raise ModelNotFound(f"'{ref}' is not a Hugging Face Hub model id; the GitHub App resolves Hub ids "
+                                "(org/name) only, not paths")
         try:
             spec = self._inner.resolve(ref)
         except Exception:

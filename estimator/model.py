@@ -226,10 +226,8 @@ def _deepseek(c: _Config, family: str) -> ModelSpec:
     n.add("embeddings", vocab * h)
     n.add("lm_head", 0 if tie else vocab * h)
     n.add("norms", h)
-    if q_lora:  # q_a_proj, q_a_layernorm, q_b_proj
-        q_params = h * q_lora + q_lora + q_lora * heads * qk_hd
-    else:  # q_proj
-        q_params = h * heads * qk_hd
+    # q_a_proj + q_a_layernorm + q_b_proj with a q LoRA rank, else one q_proj
+    q_params = h * q_lora + q_lora + q_lora * heads * qk_hd if q_lora else h * heads * qk_hd
     kv_params = h * (kv_lora + rope) + kv_lora + kv_lora * heads * (nope + v_hd)  # kv_a_proj_with_mqa, norm, kv_b
     attn = q_params + kv_params + heads * v_hd * h  # + o_proj
     dense_layers = 0
@@ -350,7 +348,8 @@ def _qwen2_vl_vision(vision: Mapping[str, Any]) -> int:
     channels = int(vision.get("in_chans", vision.get("in_channels", 3)))
     out = int(vision.get("hidden_size", 3584))
     merge = int(vision.get("spatial_merge_size", 2))
-    block = 2 * e + _linear(e, 3 * e, True) + _linear(e, e, True) + 2 * e + _linear(e, mlp, True) + _linear(mlp, e, True)
+    attention = _linear(e, 3 * e, True) + _linear(e, e, True)  # qkv, proj
+    block = 2 * e + attention + 2 * e + _linear(e, mlp, True) + _linear(mlp, e, True)  # norm1, norm2, fc1, fc2
     merged = e * merge * merge
     merger = 2 * e + _linear(merged, merged, True) + _linear(merged, out, True)  # ln_q + 2-layer MLP
     return channels * temporal * patch * patch * e + depth * block + merger  # Conv3d without bias

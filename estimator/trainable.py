@@ -80,7 +80,7 @@ def modules_to_save_params(model: ModelSpec, plan: TrainingPlan) -> int:
     """additional_target: peft keeps a trainable full copy of each named module (embed_tokens, lm_head)."""
     total = 0
     for name in (t.lower() for t in plan.additional_target):
-        if name in ("embed_tokens", "wte", "tok_embeddings", "word_embeddings") or name in ("lm_head", "output", "output_layer"):
+        if name in ("embed_tokens", "wte", "tok_embeddings", "word_embeddings", "lm_head", "output", "output_layer"):
             total += model.vocab * model.hidden
     return total
 

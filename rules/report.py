@@ -1,12 +1,20 @@
-"""Report dataclasses. Minimal placeholder with Finding only (created by the rules engineer; the lead
-owns this module and will add Verdict, Suggestion, ConfigReport, RunReport)."""
+"""The report every front renders: per config, its estimate, verdicts per pool, findings and suggestions.
+
+`RunReport.to_json()` is the JSON contract of DESIGN.md (schema 1; sizes in bytes; fields may be added,
+never removed).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from estimator.memory import Estimate
 
 Severity = Literal["error", "warning", "info"]
+VerdictName = Literal["fit", "tight", "no-fit"]
+SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -17,3 +25,125 @@ class Finding:
     severity: Severity
     message: str
     line: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "severity": self.severity, "message": self.message, "line": self.line}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    pool: str
+    gpu: str
+    gpus: int
+    capacity_bytes: int  # usable memory of one GPU
+    peak_bytes: int  # estimated device memory in use per GPU at the peak
+    verdict: VerdictName
+    min_gpus: int | None  # fewest GPUs of this pool on which the config fits as written; None: never
+    max_batch_size: int | None = None  # largest per_device_train_batch_size that still fits (None: not even 1)
+    max_cutoff_len: int | None = None  # largest cutoff_len that still fits at this batch size
+    headroom_bytes: int = 0  # usable memory left at the peak (negative: missing)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pool": self.pool, "gpu": self.gpu, "gpus": self.gpus, "capacity_bytes": self.capacity_bytes,
+                "peak_bytes": self.peak_bytes, "verdict": self.verdict, "min_gpus": self.min_gpus,
+                "max_batch_size": self.max_batch_size, "max_cutoff_len": self.max_cutoff_len,
+                "headroom_bytes": self.headroom_bytes}
+
+
+@dataclass(frozen=True)
+class YamlEdit:
+    """Replace line `line` (1-based) of `file`, whose text is `old`, by `new` (old None: append `new`)."""
+
+    file: str
+    line: int | None
+    old: str | None
+    new: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    changes: Mapping[str, Any]  # YAML keys → new values (or a target: "gpus", "pool")
+    peak_bytes: int
+    verdict: VerdictName
+    why: str  # what the change does to memory
+    cost: str  # what it costs in speed, numerics or semantics
+    edits: tuple[YamlEdit, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes": dict(self.changes), "peak_bytes": self.peak_bytes, "verdict": self.verdict,
+                "why": self.why, "cost": self.cost, "edits": [e.to_json() for e in self.edits]}
+
+
+@dataclass(frozen=True)
+class Parameters:
+    total: int
+    trainable: int
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    path: str
+    model_id: str | None = None
+    parameters: Parameters | None = None
+    plan: Mapping[str, Any] = field(default_factory=dict)
+    estimate: Estimate | None = None
+    verdicts: tuple[Verdict, ...] = ()
+    suggestions: tuple[Suggestion, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None  # why the config could not be estimated (the others are still reported)
+    base_delta: int | None = None  # peak change vs the base branch version, bytes
+    base_changes: tuple[str, ...] = ()  # "cutoff_len 2048 → 4096"
+
+    @property
+    def worst(self) -> str:
+        if self.error is not None:
+            return "error"
+        order = {"fit": 0, "tight": 1, "no-fit": 2}
+        if not self.verdicts:
+            return "fit"
+        return max((v.verdict for v in self.verdicts), key=lambda name: order[name])
+
+    def to_json(self) -> dict[str, Any]:
+        estimate = self.estimate
+        return {
+            "schema": SCHEMA,
+            "model": {"id": self.model_id,
+                      "parameters": {"total": self.parameters.total, "trainable": self.parameters.trainable}
+                      if self.parameters else None},
+            "plan": dict(self.plan),
+            "per_gpu": estimate.to_json() if estimate else None,
+            "assumptions": list(estimate.assumptions) if estimate else [],
+            "verdicts": [v.to_json() for v in self.verdicts],
+            "suggestions": [s.to_json() for s in self.suggestions],
+            "findings": [f.to_json() for f in self.findings],
+            "error": self.error,
+            "base_delta_bytes": self.base_delta,
+            "base_changes": list(self.base_changes),
+        }
+
+
+@dataclass(frozen=True)
+class RunReport:
+    configs: tuple[ConfigReport, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def overall(self) -> str:
+        """The worst verdict over all configs: "error" > "no-fit" > "tight" > "fit"."""
+        order = {"fit": 0, "tight": 1, "no-fit": 2, "error": 3}
+        worst = "fit"
+        for config in self.configs:
+            if order[config.worst] > order[worst]:
+                worst = config.worst
+        return worst
+
+    @property
+    def no_fit_count(self) -> int:
+        return sum(1 for c in self.configs if c.worst == "no-fit")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "overall": self.overall, "notes": list(self.notes),
+                "configs": {c.path: c.to_json() for c in self.configs}}

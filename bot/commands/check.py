@@ -1,0 +1,52 @@
+"""`vram-check check [PATHS...] [--base REF]`: every training config of a repository, as the Action runs it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bot.local import GitRevision, changed_since, discover, read_policy, repo_root_for, resolver_from_env
+from bot.render.markdown import render_markdown
+from bot.render.text import render_text
+from rules.check import WorkingTree, check_configs
+
+NAME = "check"
+HELP = "Check the repository's training configs against the team's GPU policy."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATHS", help="configs or folders (default: the policy's globs)")
+    parser.add_argument("--base", help="only configs changed since this git ref; also show the memory change")
+    parser.add_argument("--policy", help="policy file (default: .github/vram-check.yml of the repository)")
+    parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    parser.add_argument("--output", help="also write the JSON report to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths]
+    root = repo_root_for(paths or [Path.cwd()])
+    policy = read_policy(root, args.policy)
+    configs = discover(root, policy, paths)
+    base_files = None
+    if args.base:
+        changed = changed_since(root, args.base)
+        configs = [c for c in configs if c in changed]
+        base_files = GitRevision(root, args.base)
+    report = check_configs(configs, WorkingTree(root), policy, resolver_from_env(), base_files=base_files)
+    if args.output:
+        Path(args.output).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    if args.format == "json":
+        print(json.dumps(report.to_json(), indent=2))
+    elif args.format == "markdown":
+        print(render_markdown(report))
+    else:
+        print(render_text(report), end="")
+    if not configs:
+        print("vram-check: no training configs matched" + (f" changes since {args.base}" if args.base else ""),
+              file=sys.stderr)
+    failing = any(policy.fails(v.verdict, v.peak_bytes, v.capacity_bytes)
+                  for c in report.configs for v in c.verdicts[:1])
+    errors = any(c.error is not None for c in report.configs)
+    return 1 if failing else 2 if errors else 0

@@ -1,0 +1,153 @@
+"""The local side of the CLI and the Action: repository root, policy file, config discovery, git base ref."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from estimator.errors import InputError
+from estimator.hub import ModelResolver
+from rules.checks import yaml_mapping
+from rules.gpus import find_gpu
+from rules.policy import POLICY_PATH, Policy, Target, load_policy, looks_like_training_config
+
+SKIP_DIRS = {".git", ".github", "node_modules", "__pycache__", ".venv", "venv"}
+MAX_POLICY_BYTES = 200_000
+
+
+def git_root(start: Path) -> Path | None:
+    try:
+        out = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def repo_root_for(paths: list[Path]) -> Path:
+    """A directory holding .github/vram-check.yml is a config repository of its own (e.g. `examples/`);
+    else the git top level, else the current directory."""
+    for path in paths:
+        if path.is_dir() and (path / POLICY_PATH).is_file():
+            return path.resolve()
+    start = paths[0] if paths else Path.cwd()
+    root = git_root(start if start.is_dir() else start.parent)
+    if root is not None:
+        return root.resolve()
+    cwd = Path.cwd().resolve()
+    if all(p.resolve().is_relative_to(cwd) for p in paths):
+        return cwd
+    first = paths[0].resolve()
+    return first if first.is_dir() else first.parent
+
+
+def read_policy(root: Path, explicit: str | None) -> Policy:
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise InputError("policy file not found", file=explicit)
+        return load_policy(_bounded(path), str(path))
+    default = root / POLICY_PATH
+    if default.is_file():
+        return load_policy(_bounded(default), POLICY_PATH)
+    return load_policy(None)
+
+
+def _bounded(path: Path) -> str:
+    data = path.read_bytes()[: MAX_POLICY_BYTES + 1]
+    if len(data) > MAX_POLICY_BYTES:
+        raise InputError("policy file is larger than 200 KB", file=str(path))
+    return data.decode("utf-8", errors="replace")
+
+
+def relative(path: Path, root: Path) -> str:
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise InputError(f"'{path}' is outside the repository root {root}")
+    return resolved.relative_to(root).as_posix()
+
+
+def discover(root: Path, policy: Policy, paths: list[Path]) -> list[str]:
+    """Training configs under `paths` (or the whole root): YAML files the policy's globs select; with the
+    default globs, only those that look like LLaMA-Factory training configs."""
+    found: list[str] = []
+    explicit_files = [p for p in paths if p.is_file()]
+    for file in explicit_files:
+        found.append(relative(file, root))
+    for top in [p for p in paths if p.is_dir()] or ([] if explicit_files else [root]):
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                if not name.endswith((".yaml", ".yml")):
+                    continue
+                rel = relative(Path(dirpath) / name, root)
+                if policy.matches(rel) and (not policy.only_training_configs or _looks_like_config(root / rel)):
+                    found.append(rel)
+    for path in paths:
+        if not path.exists():
+            raise InputError("no such file or directory", file=str(path))
+    return list(dict.fromkeys(found))
+
+
+def _looks_like_config(path: Path) -> bool:
+    try:
+        raw, _ = yaml_mapping(path.read_text(encoding="utf-8", errors="replace")[:1_000_000], str(path))
+    except (InputError, OSError):
+        return True  # report it: a broken YAML among configs must not vanish silently
+    return looks_like_training_config(raw)
+
+
+def changed_since(root: Path, base: str) -> set[str]:
+    """Files changed between `base` and the working tree (git diff --name-only)."""
+    verify = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    if verify.returncode != 0:
+        shallow = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-shallow-repository"],
+                                 capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+        hint = (" This is a shallow clone: fetch the base first (git fetch --depth=1 origin <base>, or "
+                "actions/checkout with fetch-depth: 0).") if shallow == "true" else ""
+        raise InputError(f"base ref '{base}' not found in this repository.{hint}")
+    diff = subprocess.run(["git", "-C", str(root), "diff", "--name-only", base, "--", "."], capture_output=True,
+                          text=True, timeout=60, check=False)
+    if diff.returncode != 0:
+        raise InputError(f"git diff against '{base}' failed: {diff.stderr.strip()[:200]}")
+    prefix = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-prefix"], capture_output=True, text=True,
+                            timeout=10, check=False).stdout.strip()
+    return {line[len(prefix):] if prefix and line.startswith(prefix) else line
+            for line in diff.stdout.splitlines() if line.strip()}
+
+
+@dataclass(frozen=True)
+class GitRevision:
+    """Files as they are at a git revision (the base branch for `check --base`)."""
+
+    root: Path
+    ref: str
+
+    def read_text(self, path: str) -> str:
+        prefix = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--show-prefix"], capture_output=True,
+                                text=True, timeout=10, check=False).stdout.strip()
+        out = subprocess.run(["git", "-C", str(self.root), "show", f"{self.ref}:{prefix}{path}"],
+                             capture_output=True, timeout=30, check=False)
+        if out.returncode != 0:
+            raise FileNotFoundError(path)
+        return out.stdout[:1_000_001].decode("utf-8", errors="replace")
+
+
+def cli_target(policy: Policy, gpu: str | None, gpus: int | None, nodes: int | None) -> Target | None:
+    """--gpu/--gpus/--nodes as a what-if target; None when none is given (the config's comment decides)."""
+    if gpu is None and gpus is None and nodes is None:
+        return None
+    for name, value in (("--gpus", gpus), ("--nodes", nodes)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+    chosen = find_gpu(gpu) if gpu is not None else policy.pool(policy.default_pool).gpu
+    return Target(gpu=chosen, gpus=gpus or 1, nodes=nodes or 1)
+
+
+def resolver_from_env() -> ModelResolver:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    return ModelResolver(endpoint=os.environ.get("HF_ENDPOINT") or None, token=os.environ.get("HF_TOKEN") or None,
+                         offline=offline)

@@ -1,0 +1,71 @@
+"""Plain-text report for terminals: a compact breakdown in GiB (one decimal), verdicts, findings, suggestions."""
+
+from __future__ import annotations
+
+from estimator.memory import gib
+from rules.report import ConfigReport, RunReport
+
+LABEL = {"fit": "FIT", "tight": "TIGHT", "no-fit": "NO-FIT", "error": "ERROR"}
+BREAKDOWN = (("weights", "weights"), ("gradients", "gradients"), ("optimizer", "optimizer states"),
+             ("activations", "activations"), ("logits", "logits + loss"), ("buffers", "buffers (DDP/ZeRO, cuBLAS)"))
+
+
+def _signed(n: int) -> str:
+    return ("+" if n >= 0 else "−") + gib(abs(n))
+
+
+def render_config(config: ConfigReport) -> list[str]:
+    lines = [f"{config.path}: {LABEL[config.worst]}"]
+    if config.error is not None:
+        lines.append(f"  error: {config.error}")
+    estimate = config.estimate
+    if estimate is not None and config.parameters is not None:
+        target = config.plan.get("target", {})
+        lines.append(f"  model {config.model_id}: {config.parameters.total / 1e9:.2f} B parameters, "
+                     f"{config.parameters.trainable / 1e6:,.1f} M trainable")
+        lines.append(f"  per GPU at the peak ({estimate.peak_phase}), {target.get('gpus_per_node', 1)} GPU(s) × "
+                     f"{target.get('nodes', 1)} node(s):")
+        for key, label in BREAKDOWN:
+            lines.append(f"    {label:<28} {gib(estimate.components.get(key, 0)):>10}")
+        lines.append(f"    {'= allocated (torch)':<28} {gib(estimate.allocated_bytes):>10}")
+        lines.append(f"    {'+ allocator cache':<28} {gib(estimate.reserved_bytes - estimate.allocated_bytes):>10}")
+        lines.append(f"    {'+ CUDA context, NCCL':<28} {gib(estimate.overhead_bytes):>10}")
+        lines.append(f"    {'= peak (nvidia-smi)':<28} {gib(estimate.peak_bytes):>10}")
+    for verdict in config.verdicts:
+        sizing = ""
+        if verdict.max_batch_size is not None or verdict.max_cutoff_len is not None:
+            sizing = (f"; largest batch {verdict.max_batch_size or '—'}, largest cutoff_len "
+                      f"{verdict.max_cutoff_len or '—'}")
+        min_gpus = verdict.min_gpus if verdict.min_gpus is not None else "never fits"
+        lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}): {LABEL[verdict.verdict]} — "
+                     f"{gib(verdict.peak_bytes)} of {gib(verdict.capacity_bytes)} usable per GPU "
+                     f"({_signed(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")
+    if config.base_delta is not None:
+        what = ", ".join(config.base_changes) or "no memory-relevant key changed"
+        lines.append(f"  vs base: {_signed(config.base_delta)} per GPU ({what})")
+    for finding in config.findings:
+        where = f"line {finding.line}: " if finding.line else ""
+        lines.append(f"  {finding.severity}: {where}{finding.message} [{finding.rule}]")
+    for suggestion in config.suggestions:
+        changes = ", ".join(f"{k}: {v}" for k, v in suggestion.changes.items())
+        lines.append(f"  suggestion ({LABEL[suggestion.verdict]}, {gib(suggestion.peak_bytes)}): {changes}")
+        lines.append(f"      {suggestion.why}. Cost: {suggestion.cost}.")
+    if estimate is not None and estimate.assumptions:
+        lines.append("  assumptions: " + "; ".join(estimate.assumptions))
+    return lines
+
+
+def render_text(report: RunReport) -> str:
+    lines: list[str] = []
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    if not report.configs:
+        lines.append("No training configs to check.")
+    for config in report.configs:
+        if lines:
+            lines.append("")
+        lines.extend(render_config(config))
+    if len(report.configs) > 1:
+        lines += ["", f"overall: {LABEL[report.overall]} ({len(report.configs)} configs, "
+                      f"{report.no_fit_count} no-fit)"]
+    return "\n".join(lines) + "\n"

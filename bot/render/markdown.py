@@ -164,13 +164,25 @@ def _suggestion_diff(suggestion: Suggestion, inline: frozenset[tuple[str, int]])
     return _fence("\n".join(lines), "diff") if lines else None
 
 
+def _yaml_value(value: object) -> str:
+    """A value as it would be written in the YAML (true, not True)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
 def _suggestions(config: ConfigReport, inline: frozenset[tuple[str, int]]) -> list[str]:
     out: list[str] = []
     for suggestion in config.suggestions:
-        changes = ", ".join(f"`{key}: {value}`" for key, value in suggestion.changes.items())
-        cost = f" Cost: {suggestion.cost}." if suggestion.cost else ""
+        changes = ", ".join(f"`{key}: {_yaml_value(value)}`" for key, value in suggestion.changes.items())
+        cost = f" Cost: {_sentence(suggestion.cost)}" if suggestion.cost else ""
         out.append(f"- {changes} → {gib(suggestion.peak_bytes)} per GPU, "
-                   f"{VERDICT_LABEL.get(suggestion.verdict, suggestion.verdict)}. {suggestion.why}{cost}")
+                   f"{VERDICT_LABEL.get(suggestion.verdict, suggestion.verdict)}. {_sentence(suggestion.why)}{cost}")
         posted = [e for e in suggestion.edits if e.line is not None and (e.file, e.line) in inline]
         if posted:
             out.append("  (posted as a suggested change in the review, ready to commit)")

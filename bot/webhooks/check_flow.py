@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,8 +119,11 @@ def inline_suggestions(report: RunReport, changed: list[ChangedFile]) -> list[di
         if config.error is not None or not config.suggestions:
             continue
         best = config.suggestions[0]
+        per_line = Counter((edit.file, edit.line) for edit in best.edits)
         for edit in best.edits:
             if edit.line is None or edit.old is None or edit.line not in diff_lines.get(edit.file, frozenset()):
+                continue
+            if per_line[(edit.file, edit.line)] > 1:  # two edits of one line: only the summary's diff is unambiguous
                 continue
             fp = fingerprint(edit.file, edit.line, edit.new)
             ticks = "`" * max(3, longest_backtick_run(edit.new) + 1)

@@ -10,7 +10,7 @@ import importlib
 import logging
 from typing import Any
 
-from bot.github_adapter import PullRequestGateway
+from bot.github_adapter import GitHubUnavailable, PullRequestGateway
 from bot.render.markdown import RenderContext, render_markdown
 from bot.slash import HELP_MARKER, SlashCommand, help_reply, refusal_reply
 from bot.webhooks.check_flow import check_pull_request, failure_stages
@@ -40,15 +40,15 @@ def _reply_marker(body: str) -> str:
 
 
 def _diagnose(log_text: str) -> str:
+    """rules.diagnose's own Markdown for the pasted log (its diagnose_text + render_markdown)."""
     try:
         module = importlib.import_module("rules.diagnose")
-        diagnose_text = module.diagnose_text
+        markdown = module.render_markdown(module.diagnose_text(log_text))
     except (ImportError, AttributeError):
         return f"{HELP_MARKER}\n`diagnose` is not available in this version of vram-check."
-    result = diagnose_text(log_text)
-    if isinstance(result, str):
-        return f"{HELP_MARKER}\n{result}"
-    return _reply_marker(render_markdown(result, context=RenderContext(footer=False)))
+    except InputError as error:
+        return f"{HELP_MARKER}\n{error}"
+    return f"{HELP_MARKER}\n{str(markdown)[:60_000]}"
 
 
 def run_command(gateway: PullRequestGateway, resolver: Any, job: CommandJob) -> JobOutcome:
@@ -59,7 +59,10 @@ def run_command(gateway: PullRequestGateway, resolver: Any, job: CommandJob) -> 
         log.info("refused /vram-check from %s on %s#%d (no write access)", job.login, job.pr.repo, job.pr.number)
         gateway.create_comment(refusal_reply(job.login))
         return JobOutcome(kind=job.kind, outcome="refused")
-    gateway.react(job.comment_id, "eyes")
+    try:
+        gateway.react(job.comment_id, "eyes")
+    except GitHubUnavailable:  # the reaction is a courtesy; the command still runs
+        log.info("could not react to comment %d on %s#%d", job.comment_id, job.pr.repo, job.pr.number)
     if command.action == "help":
         gateway.create_comment(help_reply(command))
         return JobOutcome(kind=job.kind, outcome="help")

@@ -43,7 +43,10 @@ def init_worker(settings: Settings) -> None:
     global _context
     with _context_lock:
         if _context is None:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
+            if multiprocessing.parent_process() is not None:  # a worker process: log like the service
+                logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
+                for chatty in ("httpx", "httpx2", "urllib3"):
+                    logging.getLogger(chatty).setLevel(logging.WARNING)
             _context = WorkerContext(settings=settings, clients=GitHubClients(settings), resolver=None)
 
 

@@ -156,6 +156,14 @@ class FakeGitHubState:
             pull.head_sha = sha
             return sha
 
+    def add_comment(self, full_name: str, number: int, body: str, login: str, user_type: str = "User") -> int:
+        """A comment someone typed in the pull request (what an issue_comment delivery refers to)."""
+        with self.lock:
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            comment = Comment(self.next_id(), body, login, user_type, now, now)
+            self.repos[full_name].comments.setdefault(number, []).append(comment)
+            return comment.id
+
     def fail(self, method: str, path_regex: str, status: int, times: int = 1,
              headers: Mapping[str, str] | None = None) -> None:
         with self.lock:

@@ -82,9 +82,9 @@ def enable_lf_gradient_checkpointing(model: nn.Module) -> None:
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     best: nn.ModuleList | None = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.endswith("layers") and "visual" not in name:
-            if best is None or len(module) > len(best):
-                best = module
+        is_layers = isinstance(module, nn.ModuleList) and name.endswith("layers") and "visual" not in name
+        if is_layers and (best is None or len(module) > len(best)):
+            best = module
     if best is None:
         raise ValueError("no decoder layer list found")
     return best

@@ -33,7 +33,7 @@ def apply() -> None:
 def _to_by_data(module: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
     device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
     for sub in module.modules():
-        for name, tensor in [*sub._parameters.items(), *sub._buffers.items()]:
+        for tensor in [*sub._parameters.values(), *sub._buffers.values()]:
             if tensor is None:
                 continue
             cast = dtype if dtype is not None and (tensor.is_floating_point() or tensor.is_complex()) else None

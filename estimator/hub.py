@@ -112,13 +112,13 @@ class ModelResolver:
             self.hub_errors += 1
             raise ModelNotFound(f"model '{model_id}' not found on the Hub (misspelt, or private without "
                                 "HF_TOKEN)") from None
-        except EntryNotFoundError:
-            self.hub_errors += 1
-            raise ModelNotFound(f"model '{model_id}' has no config.json on the Hub") from None
         except LocalEntryNotFoundError:
             self.hub_errors += 1
             raise ModelNotFound(f"model '{model_id}' is not in the local cache and the Hub cannot be reached; "
                                 "pass --model with a local config.json") from None
+        except EntryNotFoundError:
+            self.hub_errors += 1
+            raise ModelNotFound(f"model '{model_id}' has no config.json on the Hub") from None
         except HfHubHTTPError as error:
             self.hub_errors += 1
             status = getattr(getattr(error, "response", None), "status_code", None)

@@ -80,7 +80,7 @@ def check_config(path: str, files: FileSource, policy: Policy, resolver: ModelRe
     try:
         pool = policy.resolve_target(target or parse_target_comment(text, path), path)
         plan = parse_plan(text, path, files.read_text, pool.gpus)
-        model = resolver.resolve(model_override or plan.model_name_or_path)
+        model = _resolve_model(resolver, model_override, plan, path)
     except InputError as error:
         findings = _rule_findings(text, path, plan, pool, base_files, error)
         return ConfigReport(path=path, plan=plan.to_json() if plan else {}, findings=tuple(findings),
@@ -105,6 +105,17 @@ def check_config(path: str, files: FileSource, policy: Policy, resolver: ModelRe
         estimate=result, verdicts=tuple(verdicts), suggestions=tuple(suggestions), findings=tuple(findings),
         base_delta=delta, base_changes=changes,
     )
+
+
+def _resolve_model(resolver: ModelResolver, override: str | None, plan: TrainingPlan, path: str) -> ModelSpec:
+    """The model, with errors that name the config and its model_name_or_path line."""
+    try:
+        return resolver.resolve(override or plan.model_name_or_path)
+    except InputError as error:
+        if override is not None or error.file is not None:
+            raise
+        raise type(error)(error.message, file=path, key="model_name_or_path",
+                          line=plan.line_of("model_name_or_path")) from None
 
 
 def _rule_findings(text: str, path: str, plan: TrainingPlan | None, pool: Pool | None,

@@ -52,6 +52,7 @@ class ActionInputs:
     output_format: Literal["text", "markdown", "json"]
     comment: bool
     fail_on: FailOn | None
+    changed_only: bool
     report_path: Path
     token: str | None
 
@@ -70,11 +71,15 @@ class ActionInputs:
         comment = text("COMMENT").lower()
         if comment not in TRUE + FALSE:
             raise InputError(f"input 'comment' must be true or false, got '{comment}'")
+        changed_only = text("CHANGED-ONLY").lower() or "true"
+        if changed_only not in TRUE + FALSE:
+            raise InputError(f"input 'changed-only' must be true or false, got '{changed_only}'")
         default_report = Path(env.get("RUNNER_TEMP") or ".") / "vram-check-report.json"
         report = text("REPORT-PATH") or text("REPORT_PATH")
         return cls(paths=tuple(text("PATHS").split()), policy=text("POLICY") or None, base=text("BASE") or None,
                    output_format=output_format,  # type: ignore[arg-type]  # checked above
                    comment=comment in TRUE, fail_on=fail_on,  # type: ignore[arg-type]  # checked above
+                   changed_only=changed_only in TRUE,
                    report_path=Path(report) if report else default_report,
                    token=text("GITHUB-TOKEN") or text("GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or None)
 
@@ -257,7 +262,7 @@ def run(env: Mapping[str, str]) -> int:
     notes: list[str] = []
     paths = [Path(p) for p in inputs.paths]
     root = repo_root_for(paths or [Path.cwd()])
-    base = inputs.base or (event.base_sha if event else None)
+    base = inputs.base or (event.base_sha if event and inputs.changed_only else None)
     changed = changed_since(root, base) if base is not None else None  # first: a missing base is an input error
     policy = load_action_policy(root, inputs, base, notes)
     configs = discover(root, policy, paths)

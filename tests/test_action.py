@@ -277,3 +277,18 @@ def test_escaping_follows_the_actions_toolkit() -> None:
     # actions/toolkit packages/core/src/command.ts: escapeData %→%25 \r→%0D \n→%0A; escapeProperty also :→%3A ,→%2C
     assert escape_data("50% used\r\nnext: a,b") == "50%25 used%0D%0Anext: a,b"
     assert escape_property("dir/a,b:c%.yaml\n") == "dir/a%2Cb%3Ac%25.yaml%0A"
+
+
+def test_changed_only_false_checks_every_config_of_a_pull_request(repo: Path, tmp_path: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")  # nothing changed since this base
+    result = run_action(repo, tmp_path, {"changed-only": "false"}, event=event_file(tmp_path, head))
+    report = json.loads(Path(result.outputs["report-path"]).read_text(encoding="utf-8"))
+    assert set(report["configs"]) == {f"configs/{p.name}" for p in (EXAMPLES / "configs").glob("*.yaml")}
+    verdicts = {c["verdicts"][0]["verdict"] for c in report["configs"].values()}
+    assert verdicts == {"fit", "tight", "no-fit"}  # examples/ shows all three on the target pools
+
+
+def test_bad_input_values_are_named(tmp_path: Path) -> None:
+    result = run_action(EXAMPLES, tmp_path, {"fail-on": "sometimes"}, event_name="push")
+    assert result.returncode == 2
+    assert "input 'fail-on' must be one of no-fit, tight, never" in result.stderr

@@ -62,7 +62,8 @@ class TraceResult:
     gradients: int  # bytes of .grad at the end of the last backward
     optimizer: int  # optimizer state bytes
     trainable: int  # trainable parameter count
-    total_params: int
+    total_params: int  # including LoRA adapters
+    base_params: int  # the transformers model before LF's adapters
     seconds: float
     attention_ops: list[str] = field(default_factory=list)
 
@@ -119,22 +120,32 @@ def _bytes(tensors: list[torch.Tensor]) -> int:
 
 
 def run_trace(
-    config: Mapping[str, Any], method: Method, shape: Shape, layers: int | None = None, steps: int = 2
+    config: Mapping[str, Any],
+    method: Method,
+    shape: Shape,
+    layers: int | None = None,
+    steps: int = 2,
+    real: bool = False,
 ) -> TraceResult:
-    """One fake-tensor trace of ``steps`` LF training steps; returns the per-phase peaks."""
+    """One fake-tensor trace of ``steps`` LF training steps; returns the per-phase peaks.
+
+    ``real=True`` runs the same steps on real CPU tensors (small configs only): the check that the
+    fake trace and real execution agree (fa2 is fake-only)."""
     patches.apply()
     fake_flash.register()
     started = time.perf_counter()
     hf_config = build_config(config, layers)
     dtype = checkpoint_dtype(hf_config)
     tracker = LiveStorageTracker()
-    with FakeTensorMode(allow_non_fake_inputs=True), tracking(tracker):
+    fake = contextlib.nullcontext() if real else FakeTensorMode(allow_non_fake_inputs=True)
+    with fake, tracking(tracker):
         cls = _model_class(hf_config)
         kwargs = {"dtype": dtype, "attn_implementation": ATTN_IMPLEMENTATION[method.attention]}
         if cls is transformers.AutoModelForCausalLM:
             model = cls.from_config(hf_config, **kwargs)
         else:
             model = cls._from_config(hf_config, **kwargs)
+        base_params = sum(p.numel() for p in model.parameters())
         model = prepare(model, method)
         model.train()
         tracker.track_module(model)
@@ -173,6 +184,7 @@ def run_trace(
         optimizer=optimizer_bytes,
         trainable=trainable,
         total_params=total_params,
+        base_params=base_params,
         seconds=round(time.perf_counter() - started, 2),
         attention_ops=sorted(op for op in tracker.ops if "attention" in op or "flash" in op or "softmax" in op),
     )
@@ -230,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cutoff", type=int, default=512)
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--real", action="store_true", help="real CPU tensors instead of fake ones")
     args = parser.parse_args(argv)
     method = Method(
         finetuning_type=args.method,
@@ -239,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         attention=args.attention,
     )
     config = json.loads(args.config.read_text())
-    result = run_trace(config, method, Shape(args.batch, args.cutoff), args.layers, args.steps)
+    result = run_trace(config, method, Shape(args.batch, args.cutoff), args.layers, args.steps, args.real)
     print(json.dumps({"method": asdict(replace(method)), **asdict(result)}, indent=1))
     return 0
 

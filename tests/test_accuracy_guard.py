@@ -83,7 +83,8 @@ def _row(config_file: str, method: Method, shape: Shape) -> dict[str, str]:
     ids=lambda value: (
         value.removesuffix(".json").split("__")[-1] if isinstance(value, str)
         else f"{value.batch}x{value.cutoff}" if isinstance(value, Shape)
-        else f"{value.finetuning_type}-pure{int(value.pure_bf16)}-gc{int(value.gradient_checkpointing)}-{value.attention}"
+        else f"{value.finetuning_type}-pure{int(value.pure_bf16)}"
+        f"-gc{int(value.gradient_checkpointing)}-{value.attention}"
     ),
 )  # fmt: skip
 def test_estimate_within_3_percent_of_trace(config_file: str, method: Method, shape: Shape) -> None:

@@ -144,7 +144,8 @@ def main() -> int:
         guess = predicted(est, kind)
         if measured is None:
             print(
-                f"{row['id']:8s} {kind:10s} {'OOM':>9s} {guess / 2**30:9.2f} {'':>7s}  {case.exact!s:5s}  {row['method'][:40]}"
+                f"{row['id']:8s} {kind:10s} {'OOM':>9s} {guess / 2**30:9.2f} {'':>7s}  "
+                f"{case.exact!s:5s}  {row['method'][:40]}"
             )
             continue
         error = (guess - measured) / measured

@@ -30,7 +30,7 @@ from bot.webhooks.jobs import Job, JobOutcome
 from bot.webhooks.router import ROUTER, Delivery
 from bot.webhooks.scheduler import PullRequestScheduler
 from bot.webhooks.signature import signature_ok
-from bot.webhooks.worker import make_executor, run_job
+from bot.webhooks.worker import execute, make_context, make_executor, run_job
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,15 @@ class WebhookService:
         self.metrics = ServiceMetrics()
         self.deliveries = DeliveryLog(settings.dedup_capacity)
         self.executor: Executor | None = None
+        self.thread_context = make_context(settings) if settings.worker_mode == "thread" else None
         self.scheduler = PullRequestScheduler(self._run, self.metrics)
         self.started_at = time.time()
 
     async def _run(self, job: Job) -> JobOutcome:
         assert self.executor is not None
         loop = asyncio.get_running_loop()
+        if self.thread_context is not None:
+            return await loop.run_in_executor(self.executor, execute, self.thread_context, job)
         return await loop.run_in_executor(self.executor, run_job, job)
 
     def _answer(self, event: str, outcome: str, status: int, started: float) -> JSONResponse:

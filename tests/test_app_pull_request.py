@@ -237,7 +237,7 @@ def test_suggestions_on_diff_lines_become_one_review_not_repeated(service: Runni
         assert len(reviews) == 1
         assert all("```suggestion" in c["body"] and "<!-- vram-check:suggestion fp=" in c["body"]
                    for c in comments)
-        assert "posted as a suggested change" in body
+        assert "Posted as a suggested change in the review" in body
     deliver_opened(service, repo, number, head, base, action="reopened")
     service.wait_idle()
     assert len(github.state.repos[repo].reviews.get(number, [])) == len(reviews)  # no duplicates

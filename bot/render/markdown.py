@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rules.report import ConfigReport, Finding, RunReport, Suggestion, Verdict
+from rules.report import ConfigReport, Finding, RunReport, Suggestion, Verdict, YamlEdit
 
 MARKER = "<!-- vram-check -->"
 GITHUB_COMMENT_LIMIT = 65_536  # "Body is too long (maximum is 65536 characters)"
@@ -33,7 +33,7 @@ class RenderContext:
     title: str | None = None  # e.g. "What-if: pool=dev gpus=2"
     expand: str | None = None  # a config path whose breakdown is opened
     only: str | None = None  # render just this config (explain)
-    inline_suggestions: frozenset[tuple[str, int]] = field(default_factory=frozenset)  # (file, line) posted inline
+    inline_suggestions: frozenset[tuple[str, int, str]] = field(default_factory=frozenset)  # posted inline
     notes: tuple[str, ...] = ()  # front-level notes (file-count limits, ...)
     footer: bool = True
 
@@ -153,14 +153,38 @@ def _findings(findings: Sequence[Finding]) -> list[str]:
     return lines
 
 
-def _suggestion_diff(suggestion: Suggestion, inline: frozenset[tuple[str, int]]) -> str | None:
+def merged_edits(edits: Iterable[YamlEdit]) -> list[YamlEdit]:
+    """One edit per (file, line): several edits of the same line (as computed against the original text)
+    combined — an edit whose first new line is the old line inserts after it, any other replaces it."""
+    merged: dict[tuple[str, int | None], YamlEdit] = {}
+    order: list[tuple[str, int | None]] = []
+    appended: list[YamlEdit] = []
+    for edit in edits:
+        if edit.line is None or edit.old is None:
+            appended.append(edit)
+            continue
+        key = (edit.file, edit.line)
+        current = merged.get(key)
+        if current is None:
+            merged[key] = edit
+            order.append(key)
+            continue
+        lines = current.new.split("\n")
+        new_lines = edit.new.split("\n")
+        if new_lines[0] != edit.old:
+            lines[0] = new_lines[0]
+        merged[key] = YamlEdit(edit.file, edit.line, edit.old, "\n".join([*lines, *new_lines[1:]]))
+    return [merged[key] for key in order] + appended
+
+
+def _suggestion_diff(suggestion: Suggestion, inline: frozenset[tuple[str, int, str]]) -> str | None:
     lines = []
-    for edit in suggestion.edits:
-        if edit.line is not None and (edit.file, edit.line) in inline:
+    for edit in merged_edits(suggestion.edits):
+        if edit.line is not None and (edit.file, edit.line, edit.new) in inline:
             continue
         if edit.old is not None:
             lines.append(f"- {edit.old}")
-        lines.append(f"+ {edit.new}")
+        lines += [f"+ {line}" for line in edit.new.split("\n")]
     return _fence("\n".join(lines), "diff") if lines else None
 
 
@@ -176,29 +200,31 @@ def _sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?" else text + "."
 
 
-def _suggestions(config: ConfigReport, inline: frozenset[tuple[str, int]]) -> list[str]:
+def _suggestions(config: ConfigReport, inline: frozenset[tuple[str, int, str]]) -> list[str]:
     out: list[str] = []
-    for suggestion in config.suggestions:
+    for number, suggestion in enumerate(config.suggestions, start=1):
         changes = ", ".join(f"`{key}: {_yaml_value(value)}`" for key, value in suggestion.changes.items())
         cost = f" Cost: {_sentence(suggestion.cost)}" if suggestion.cost else ""
-        out.append(f"- {changes} → {gib(suggestion.peak_bytes)} per GPU, "
+        out.append(f"**{number}.** {changes} → {gib(suggestion.peak_bytes)} per GPU, "
                    f"{VERDICT_LABEL.get(suggestion.verdict, suggestion.verdict)}. {_sentence(suggestion.why)}{cost}")
-        posted = [e for e in suggestion.edits if e.line is not None and (e.file, e.line) in inline]
-        if posted:
-            out.append("  (posted as a suggested change in the review, ready to commit)")
+        edits = merged_edits(suggestion.edits)
+        if any(e.line is not None and (e.file, e.line, e.new) in inline for e in edits):
+            out[-1] += " *Posted as a suggested change in the review, ready to commit.*"
         diff = _suggestion_diff(suggestion, inline)
+        out.append("")
         if diff:
-            out.append("")
-            out.extend("  " + line for line in diff.split("\n"))
+            out += [diff, ""]
     return out
 
 
 def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     """The collapsible per-config section."""
     attribute = " open" if open_ else ""
-    if config.error is not None:
-        return (f"<details{attribute}><summary><b>{_cell(config.path)}</b>: could not be checked</summary>\n\n"
-                f"{config.error}\n\n</details>")
+    if config.error is not None:  # visible, not folded: this is what the author has to fix
+        lines = [f"⛔ **{_cell(config.path)}** could not be checked: {config.error}"]
+        if config.findings:
+            lines += ["", *_findings(config.findings)]
+        return "\n".join(lines)
     estimate = config.estimate
     assert estimate is not None
     parts = _components(config)
@@ -221,9 +247,9 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
         lines += [f"Change against the base branch: {signed_gib(config.base_delta)} per GPU at the peak{changed}.",
                   ""]
     if estimate.assumptions:
-        lines += ["**Assumptions**", *[f"- {_cell(a)}" for a in estimate.assumptions], ""]
+        lines += ["**Assumptions**", "", *[f"- {_cell(a)}" for a in estimate.assumptions], ""]
     if config.findings:
-        lines += ["**Findings**", *_findings(config.findings), ""]
+        lines += ["**Findings**", "", *_findings(config.findings), ""]
     lines.append("</details>")
     return "\n".join(lines)
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from bot.github_adapter import ChangedFile, FileTooLarge, GitHubUnavailable, PullRequestGateway, RepoFiles
-from bot.render.markdown import MARKER, RenderContext, gib, render_markdown
+from bot.render.markdown import MARKER, RenderContext, gib, merged_edits, render_markdown
 from bot.webhooks.jobs import CheckJob, JobOutcome
 from estimator.errors import InputError
 from rules.policy import POLICY_PATH, Policy, Target, default_policy, load_policy, looks_like_training_config
@@ -57,7 +56,7 @@ class CheckResult:
     body: str | None
     comment: str  # created | edited | unchanged | none
     conclusion: str
-    inline: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    inline: frozenset[tuple[str, int, str]] = field(default_factory=frozenset)
 
 
 def read_policy(gateway: PullRequestGateway, base_sha: str) -> tuple[Policy, str | None]:
@@ -119,18 +118,16 @@ def inline_suggestions(report: RunReport, changed: list[ChangedFile]) -> list[di
         if config.error is not None or not config.suggestions:
             continue
         best = config.suggestions[0]
-        per_line = Counter((edit.file, edit.line) for edit in best.edits)
-        for edit in best.edits:
+        for edit in merged_edits(best.edits):
             if edit.line is None or edit.old is None or edit.line not in diff_lines.get(edit.file, frozenset()):
-                continue
-            if per_line[(edit.file, edit.line)] > 1:  # two edits of one line: only the summary's diff is unambiguous
                 continue
             fp = fingerprint(edit.file, edit.line, edit.new)
             ticks = "`" * max(3, longest_backtick_run(edit.new) + 1)
-            body = (f"{SUGGESTION_MARK.format(fp)}\n{best.why} With this change: {gib(best.peak_bytes)} per GPU "
-                    f"({best.verdict}).\n{ticks}suggestion\n{edit.new}\n{ticks}")
+            why = best.why.strip().rstrip(".")
+            body = (f"{SUGGESTION_MARK.format(fp)}\n**vram-check:** {why}. With this change: "
+                    f"{gib(best.peak_bytes)} per GPU ({best.verdict}).\n{ticks}suggestion\n{edit.new}\n{ticks}")
             comments.append({"path": edit.file, "line": edit.line, "side": "RIGHT", "body": body,
-                             "fingerprint": fp})
+                             "fingerprint": fp, "new": edit.new})
             if len(comments) >= MAX_INLINE_SUGGESTIONS:
                 return comments
     return comments
@@ -144,7 +141,7 @@ def post_review(gateway: PullRequestGateway, head_sha: str, comments: list[dict[
     fresh = [c for c in comments if SUGGESTION_MARK.format(c["fingerprint"]) not in posted]
     if not fresh:
         return
-    payload = [{k: v for k, v in c.items() if k != "fingerprint"} for c in fresh]
+    payload = [{k: v for k, v in c.items() if k not in ("fingerprint", "new")} for c in fresh]
     gateway.create_review(head_sha, f"vram-check: {len(payload)} suggested change(s) that make the "
                           "configs fit (details in the summary comment).", payload)
 
@@ -215,7 +212,7 @@ def check_pull_request(gateway: PullRequestGateway, resolver: Any, *, app_auth: 
         notes.append(f"This pull request changes more files than vram-check reads "
                      f"({gateway.max_files}); configs beyond that were not checked.")
     suggestions = inline_suggestions(report, changed) if publish else []
-    inline = frozenset((c["path"], c["line"]) for c in suggestions)
+    inline = frozenset((c["path"], c["line"], c["new"]) for c in suggestions)
     context = RenderContext(head_sha=info.head_sha, title=title, inline_suggestions=inline, notes=tuple(notes))
     body = render_markdown(report, context=context)
     conclusion, description = conclusion_for(report, policy, policy_error)

@@ -50,14 +50,22 @@ def init_worker(settings: Settings) -> None:
             _context = WorkerContext(settings=settings, clients=GitHubClients(settings), resolver=None)
 
 
+_current = threading.local()  # the context of the job running on this thread
+
+
 def app_auth_enabled() -> bool:
-    return _context is not None and _context.clients.uses_app_auth
+    context: WorkerContext | None = getattr(_current, "context", None) or _context
+    return context is not None and context.clients.uses_app_auth
+
+
+def make_context(settings: Settings) -> WorkerContext:
+    """A context for thread mode: bound to one service, so several services can share a process (tests)."""
+    return WorkerContext(settings=settings, clients=GitHubClients(settings), resolver=None)
 
 
 def make_executor(settings: Settings) -> Executor:
     if settings.worker_mode == "thread":
-        return ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="vram-check-worker",
-                                  initializer=init_worker, initargs=(settings,))
+        return ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="vram-check-worker")
     # forkserver: never fork the service process itself (it runs threads: uvicorn, the executor manager).
     return ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=init_worker, initargs=(settings,))
@@ -105,10 +113,15 @@ def _resolver(context: WorkerContext) -> Any:
 
 
 def run_job(job: Job) -> JobOutcome:
-    """Entry point in the worker: never raises (the outcome says what failed)."""
-    context = _context
-    if context is None:
+    """Entry point in a worker process (context from init_worker)."""
+    if _context is None:
         raise RuntimeError("worker used before init_worker")
+    return execute(_context, job)
+
+
+def execute(context: WorkerContext, job: Job) -> JobOutcome:
+    """Run one job; never raises (the outcome says what failed)."""
+    _current.context = context
     counter = CallCounter()
     resolver = CountingResolver(None)
     outcome = JobOutcome(kind=job.kind, outcome="failed")
@@ -131,4 +144,5 @@ def run_job(job: Job) -> JobOutcome:
     outcome.github_calls = dict(counter.counts)
     outcome.hub_calls = dict(resolver.counts)
     outcome.finished_at = time.time()
+    _current.context = None
     return outcome

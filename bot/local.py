@@ -113,10 +113,13 @@ def changed_since(root: Path, base: str) -> set[str]:
                           text=True, timeout=60, check=False)
     if diff.returncode != 0:
         raise InputError(f"git diff against '{base}' failed: {diff.stderr.strip()[:200]}")
+    # new configs not yet added to git count as changed too
+    untracked = subprocess.run(["git", "-C", str(root), "ls-files", "--others", "--exclude-standard", "--full-name",
+                                "--", "."], capture_output=True, text=True, timeout=60, check=False)
     prefix = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-prefix"], capture_output=True, text=True,
                             timeout=10, check=False).stdout.strip()
-    return {line[len(prefix):] if prefix and line.startswith(prefix) else line
-            for line in diff.stdout.splitlines() if line.strip()}
+    names = diff.stdout.splitlines() + untracked.stdout.splitlines()
+    return {line[len(prefix):] if prefix and line.startswith(prefix) else line for line in names if line.strip()}
 
 
 @dataclass(frozen=True)

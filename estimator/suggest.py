@@ -85,7 +85,24 @@ def _candidate(text: str, changes: dict[str, Any], why: str, cost: str) -> Candi
     return Candidate(changes, edits, new_text, why, cost)
 
 
-def candidates(text: str, plan: TrainingPlan, model: ModelSpec, world: World) -> Iterator[Candidate]:
+def deepspeed_path(plan: TrainingPlan, name: str, read_file: Callable[[str], str] | None) -> str:
+    """Where `name` (e.g. ds_z3_config.json) lives for this config: beside the DeepSpeed file it already uses,
+    or in a usual folder of the repository, else LLaMA-Factory's shipped path (resolved offline)."""
+    current = plan.raw.get("deepspeed")
+    folders = [current.rsplit("/", 1)[0]] if isinstance(current, str) and "/" in current else []
+    folders += ["deepspeed", "ds_configs", "configs/deepspeed", LF_DEEPSPEED]
+    for folder in folders if read_file is not None else []:
+        path = f"{folder}/{name}"
+        try:
+            read_file(path)
+        except (FileNotFoundError, InputError):
+            continue
+        return path
+    return f"{LF_DEEPSPEED}/{name}"
+
+
+def candidates(text: str, plan: TrainingPlan, model: ModelSpec, world: World,
+               read_file: Callable[[str], str] | None = None) -> Iterator[Candidate]:
     """Single changes, least disruptive first."""
     bs, ga = plan.per_device_train_batch_size, plan.gradient_accumulation_steps
     factor = 2
@@ -112,7 +129,7 @@ def candidates(text: str, plan: TrainingPlan, model: ModelSpec, world: World) ->
                          "needs flash-attn and an Ampere or newer GPU")
     if world.world_size > 1 and plan.zero_stage < 3 and plan.finetuning_type in ("full", "freeze") \
             and not plan.pure_bf16:
-        yield _candidate(text, {"deepspeed": f"{LF_DEEPSPEED}/ds_z3_config.json"},
+        yield _candidate(text, {"deepspeed": deepspeed_path(plan, "ds_z3_config.json", read_file)},
                          f"ZeRO-3 shards weights, gradients and optimizer states over the {world.world_size} GPUs",
                          "more communication per step (parameters are gathered layer by layer)")
     if not plan.eight_bit_optimizer and plan.deepspeed is None and not (plan.use_galore or plan.use_apollo):
@@ -121,7 +138,7 @@ def candidates(text: str, plan: TrainingPlan, model: ModelSpec, world: World) ->
                          "needs bitsandbytes; 8-bit optimizer states (usually on par in quality)")
     if world.world_size > 1 and plan.finetuning_type in ("full", "freeze") and not plan.pure_bf16 and \
             not (plan.deepspeed and plan.deepspeed.offload_optimizer):
-        yield _candidate(text, {"deepspeed": f"{LF_DEEPSPEED}/ds_z3_offload_config.json"},
+        yield _candidate(text, {"deepspeed": deepspeed_path(plan, "ds_z3_offload_config.json", read_file)},
                          "ZeRO-3 with parameters and optimizer states offloaded to CPU memory",
                          "much slower steps; needs about 16 bytes of host RAM per parameter")
     if plan.finetuning_type == "full" and not plan.pure_bf16 and plan.zero_stage < 3 and not plan.use_badam:
@@ -160,7 +177,7 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
     """Up to `limit` single changes that make the plan fit (below the headroom), least disruptive first;
     if none does alone, the best pairs of them."""
     singles: list[tuple[Candidate, Suggestion]] = []
-    for candidate in candidates(text, plan, model, world):
+    for candidate in candidates(text, plan, model, world, read_file):
         result = _evaluate(candidate, path, read_file, model, world, capacity_bytes, headroom)
         if result is not None:
             singles.append((candidate, result))

@@ -99,12 +99,10 @@ class ConfigReport:
 
     @property
     def worst(self) -> str:
+        """The verdict on the config's target pool (the first verdict; other pools are for comparison)."""
         if self.error is not None:
             return "error"
-        order = {"fit": 0, "tight": 1, "no-fit": 2}
-        if not self.verdicts:
-            return "fit"
-        return max((v.verdict for v in self.verdicts), key=lambda name: order[name])
+        return self.verdicts[0].verdict if self.verdicts else "fit"
 
     def to_json(self) -> dict[str, Any]:
         estimate = self.estimate

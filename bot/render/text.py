@@ -47,7 +47,8 @@ def render_config(config: ConfigReport) -> list[str]:
         where = f"line {finding.line}: " if finding.line else ""
         lines.append(f"  {finding.severity}: {where}{finding.message} [{finding.rule}]")
     for suggestion in config.suggestions:
-        changes = ", ".join(f"{k}: {v}" for k, v in suggestion.changes.items())
+        changes = ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}"
+                            for k, v in suggestion.changes.items())
         lines.append(f"  suggestion ({LABEL[suggestion.verdict]}, {gib(suggestion.peak_bytes)}): {changes}")
         lines.append(f"      {suggestion.why}. Cost: {suggestion.cost}.")
     if estimate is not None and estimate.assumptions:

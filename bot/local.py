@@ -27,13 +27,17 @@ def git_root(start: Path) -> Path | None:
 
 
 def repo_root_for(paths: list[Path]) -> Path:
-    """A directory holding .github/vram-check.yml is a config repository of its own (e.g. `examples/`);
-    else the git top level, else the current directory."""
-    for path in paths:
-        if path.is_dir() and (path / POLICY_PATH).is_file():
-            return path.resolve()
+    """The nearest folder holding .github/vram-check.yml is a config repository of its own (e.g.
+    `examples/`); else the git top level, else the current directory."""
     start = paths[0] if paths else Path.cwd()
     root = git_root(start if start.is_dir() else start.parent)
+    for path in paths:  # the nearest folder with a policy, up to the git top level
+        folder = path.resolve() if path.is_dir() else path.resolve().parent
+        for candidate in (folder, *folder.parents):
+            if (candidate / POLICY_PATH).is_file():
+                return candidate
+            if root is not None and candidate == root.resolve():
+                break
     if root is not None:
         return root.resolve()
     cwd = Path.cwd().resolve()

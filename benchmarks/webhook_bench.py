@@ -11,7 +11,7 @@ the fake's record of when each comment was created), and the peak resident memor
 and its workers (VmRSS from /proc).
 
     nice .venv/bin/python benchmarks/webhook_bench.py [--prs 20] [--burst 300] [--senders 16]
-                                                      [--worker-mode process|thread] [--workers 2]
+                                [--worker-mode process|thread] [--workers 2] [--github-latency-ms 50]
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ default_pool: a100
 """
 
 
-def serve_fake_github(prs: int, port_file: str) -> None:
+def serve_fake_github(prs: int, port_file: str, latency_s: float) -> None:
     """Child process: the fake GitHub with `prs` repositories and pull requests."""
     from fakes.github import FakeGitHub, FakeGitHubState
 
     state = FakeGitHubState(token=TOKEN)
+    state.latency_s = latency_s
     for index in range(prs):
         repo = f"bench/configs-{index}"
         state.add_repo(repo, base_files={".github/vram-check.yml": POLICY,
@@ -137,6 +138,24 @@ def signed(event: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
                   "X-Hub-Signature-256": sign(SECRET.encode(), body), "Content-Type": "application/json"}
 
 
+def raw_request(service_url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    host = service_url.removeprefix("http://")
+    lines = ["POST /webhook HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -159,26 +178,33 @@ async def run_bench(args: argparse.Namespace, service_url: str, heads: dict[str,
             burst.append(("issue_comment", comment_payload(repo, 1, f"Looks good to me ({index})",
                                                            comment_id=10_000 + index)))
     prepared_opened = [signed(event, payload) for event, payload in opened]
-    prepared_burst = [signed(event, payload) for event, payload in burst]
+    prepared_burst = [raw_request(service_url, *signed(event, payload)) for event, payload in burst]
     ack: list[float] = []
     sent_at: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=args.senders, max_keepalive_connections=args.senders)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         for (body, headers), repo in zip(prepared_opened, repos, strict=True):
             sent_at[repo] = time.time()
             response = await client.post(f"{service_url}/webhook", content=body, headers=headers)
             assert response.status_code == 202, response.text
-        queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
         for item in prepared_burst:
             queue.put_nowait(item)
+        host, port = service_url.removeprefix("http://").split(":")
 
         async def sender() -> None:
-            while not queue.empty():
-                body, headers = queue.get_nowait()
-                started = time.perf_counter()
-                response = await client.post(f"{service_url}/webhook", content=body, headers=headers)
-                ack.append(time.perf_counter() - started)
-                assert response.status_code in (200, 202), response.text
+            # A deliberately light client (pre-built requests on one keep-alive connection per sender), so
+            # the load generator takes as little of the 2 shared cores as possible.
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                while not queue.empty():
+                    request = queue.get_nowait()
+                    started = time.perf_counter()
+                    writer.write(request)
+                    status = await read_response(reader)
+                    ack.append(time.perf_counter() - started)
+                    assert status in (200, 202), status
+            finally:
+                writer.close()
 
         burst_started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(args.senders)))
@@ -213,11 +239,14 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--worker-mode", choices=("process", "thread"), default="process")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--github-latency-ms", type=float, default=50.0,
+                        help="added to every fake GitHub answer, so checks overlap the burst as on github.com")
     args = parser.parse_args()
 
     port_file = f"/tmp/vram-check-bench-{os.getpid()}.json"
     context = multiprocessing.get_context("spawn")
-    fake = context.Process(target=serve_fake_github, args=(args.prs, port_file), daemon=True)
+    fake = context.Process(target=serve_fake_github, args=(args.prs, port_file, args.github_latency_ms / 1000),
+                           daemon=True)
     fake.start()
     while not Path(port_file).exists() or not Path(port_file).read_text():
         time.sleep(0.05)
@@ -254,9 +283,13 @@ def main() -> int:
         result["rss_mib"] = {"idle_total": idle_rss / 1024, "peak_service_process": sampler.peak_main / 1024,
                              "peak_service_and_workers": sampler.peak_total / 1024}
         result["config"] = {"prs": args.prs, "burst": args.burst, "senders": args.senders,
+                            "github_latency_ms": args.github_latency_ms,
                             "worker_mode": args.worker_mode, "workers": args.workers, "cpus": os.cpu_count()}
         result["server_jobs"] = [line for line in server_metrics.splitlines()
-                                 if line.startswith("vram_check_jobs_total")]
+                                 if line.startswith(("vram_check_jobs_total", "vram_check_jobs_superseded_total"))]
+        result["server_ack_histogram"] = [line.split("vram_check_ack_seconds_bucket")[1]
+                                          for line in server_metrics.splitlines()
+                                          if line.startswith("vram_check_ack_seconds_bucket")]
         print(json.dumps(result, indent=2))
     finally:
         service.terminate()

@@ -30,7 +30,7 @@ from bot.webhooks.jobs import Job, JobOutcome
 from bot.webhooks.router import ROUTER, Delivery
 from bot.webhooks.scheduler import PullRequestScheduler
 from bot.webhooks.signature import signature_ok
-from bot.webhooks.worker import execute, make_context, make_executor, run_job
+from bot.webhooks.worker import execute, make_context, make_executor, run_job, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,10 @@ class WebhookService:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.executor = make_executor(self.settings)
+        if self.thread_context is None:  # start every worker process now, not during the first burst
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self.executor, warm_up, index)
+                                   for index in range(self.settings.workers)))
         try:
             yield
         finally:

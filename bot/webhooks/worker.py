@@ -8,8 +8,10 @@ clients (installation tokens refresh there) and its own model resolver with its 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import re
 import threading
 import time
@@ -44,6 +46,8 @@ def init_worker(settings: Settings) -> None:
     with _context_lock:
         if _context is None:
             if multiprocessing.parent_process() is not None:  # a worker process: log like the service
+                with contextlib.suppress(OSError):
+                    os.nice(WORKER_NICENESS)
                 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
                 for chatty in ("httpx", "httpx2", "urllib3"):
                     logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -67,8 +71,26 @@ def make_executor(settings: Settings) -> Executor:
     if settings.worker_mode == "thread":
         return ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="vram-check-worker")
     # forkserver: never fork the service process itself (it runs threads: uvicorn, the executor manager).
-    return ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("forkserver"),
-                               initializer=init_worker, initargs=(settings,))
+    # The fork server imports the heavy modules once; workers fork from it with them loaded (faster start,
+    # shared copy-on-write pages).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return ProcessPoolExecutor(max_workers=settings.workers, mp_context=context, initializer=init_worker,
+                               initargs=(settings,))
+
+
+PRELOAD = ("bot.webhooks.worker", "bot.webhooks.check_flow", "bot.webhooks.command_flow", "rules.check",
+           "estimator.hub", "huggingface_hub", "github")
+WORKER_NICENESS = 10  # acknowledgements (the service process) win the CPU over background checks
+
+
+def warm_up(_: int) -> int:
+    """Run once per worker at start-up: imports done and the process started before the first delivery."""
+    import importlib
+
+    for module in PRELOAD:
+        importlib.import_module(module)
+    return os.getpid()
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -214,6 +214,7 @@ Route = tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes: avoid the 40 ms delayed-ACK stall
     state: FakeGitHubState
     server_url: str
 

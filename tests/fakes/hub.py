@@ -64,6 +64,7 @@ class FakeHub:
 
 class _HubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes: avoid the 40 ms delayed-ACK stall
     state: FakeHubState
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -259,7 +259,7 @@ def rejected_combinations(raw: Mapping[str, Any], zero_stage: int, world_size: i
     if raw.get("adapter_name_or_path") and ft != "lora":  # parser.py l.233
         problems.append(("adapter_name_or_path", "Adapter is only valid for the LoRA method."))
     if raw.get("pure_bf16") and zero_stage == 3:  # parser.py l.503
-        problems.append(("pure_bf16", "pure_bf16 is incompatible with DeepSpeed ZeRO-3."))
+        problems.append(("pure_bf16", "`pure_bf16` is incompatible with DeepSpeed ZeRO-3."))
     if (galore or apollo) and raw.get("deepspeed"):  # parser.py l.519
         problems.append(("use_galore" if galore else "use_apollo",
                          "GaLore and APOLLO are incompatible with DeepSpeed yet."))
@@ -293,9 +293,9 @@ def rejected_combinations(raw: Mapping[str, Any], zero_stage: int, world_size: i
     if distributed and (raw.get("galore_layerwise") or raw.get("apollo_layerwise")):  # parser.py l.507/510
         problems.append(("galore_layerwise", "Distributed training does not support layer-wise GaLore/APOLLO."))
     if distributed and badam:  # parser.py l.514/516
-        if str(raw.get("badam_mode", "layer")).lower() == "ratio":
-            problems.append(("badam_mode", "Ratio-based BAdam does not yet support distributed training, "
-                                           "use the layer-based BAdam."))
+        if str(raw.get("badam_mode", "layer")).lower() == "ratio":  # LF's own spelling
+            problems.append(("badam_mode", "Radio-based BAdam does not yet support distributed training, "
+                                           "use layer-wise BAdam."))
         elif zero_stage != 3:
             problems.append(("use_badam", "Layer-wise BAdam only supports DeepSpeed ZeRO-3 training."))
     if (raw.get("galore_layerwise") or raw.get("apollo_layerwise")) and int(

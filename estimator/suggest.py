@@ -91,7 +91,9 @@ def deepspeed_path(plan: TrainingPlan, name: str, read_file: Callable[[str], str
     current = plan.raw.get("deepspeed")
     folders = [current.rsplit("/", 1)[0]] if isinstance(current, str) and "/" in current else []
     folders += ["deepspeed", "ds_configs", "configs/deepspeed", LF_DEEPSPEED]
-    for folder in folders if read_file is not None else []:
+    if read_file is None:
+        return f"{LF_DEEPSPEED}/{name}"
+    for folder in folders:
         path = f"{folder}/{name}"
         try:
             read_file(path)

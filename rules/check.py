@@ -135,7 +135,7 @@ def _rule_findings(text: str, path: str, plan: TrainingPlan | None, pool: Pool |
         return []  # the YAML itself is broken: the error says so
     findings = run_rules(ctx)
     if error is not None:  # a rule repeating the error that stopped the estimate adds nothing
-        findings = [f for f in findings if f.message not in error.message]
+        findings = [f for f in findings if f.message.split(". ")[0] not in error.message]
     return findings
 
 

@@ -59,7 +59,8 @@ def test_unknown_architecture_names_what_is_missing() -> None:
 
 def test_safetensors_header_gives_the_count_for_any_architecture() -> None:
     config = json.loads((CATALOG / "Qwen__Qwen3.5-27B.json").read_text())
-    spec = model_spec_from_safetensors(config, "Qwen/Qwen3.5-27B", ORACLE["Qwen__Qwen3.5-27B.json"]["total"], "bfloat16")
+    total = ORACLE["Qwen__Qwen3.5-27B.json"]["total"]
+    spec = model_spec_from_safetensors(config, "Qwen/Qwen3.5-27B", total, "bfloat16")
     assert spec.total_params == 27_356_728_560
     assert spec.source == "safetensors header"
 

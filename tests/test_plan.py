@@ -71,8 +71,10 @@ def test_reference_models_and_pairwise_batches() -> None:
 
 @pytest.mark.parametrize(("extra", "message"), [
     ("finetuning_type: full\nquantization_bit: 4\n", "Quantization is only compatible with the LoRA or OFT method."),
-    ("finetuning_type: full\npure_bf16: true\ndeepspeed: ds3.json\n", "pure_bf16 is incompatible with DeepSpeed ZeRO-3"),
-    ("finetuning_type: full\nuse_galore: true\ndeepspeed: ds3.json\n", "GaLore and APOLLO are incompatible with DeepSpeed"),
+    ("finetuning_type: full\npure_bf16: true\ndeepspeed: ds3.json\n",
+     "`pure_bf16` is incompatible with DeepSpeed ZeRO-3"),
+    ("finetuning_type: full\nuse_galore: true\ndeepspeed: ds3.json\n",
+     "GaLore and APOLLO are incompatible with DeepSpeed"),
     ("finetuning_type: lora\nuse_galore: true\n", "Cannot use LoRA with GaLore, APOLLO or BAdam together."),
     ("stage: ppo\n", "`reward_model` is necessary for PPO training."),
     ("finetuning_type: full\nuse_dora: true\n", "only valid for LoRA"),

@@ -102,7 +102,8 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             problems = "; ".join(
-                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: {e['msg']}"
+                (f"{names.get(str(e['loc'][0]), e['loc'][0])}: " if e["loc"] else "")
+                + str(e["msg"]).removeprefix("Value error, ")
                 for e in error.errors(include_input=False)
             )
             raise SettingsError(f"invalid service settings: {problems}") from None

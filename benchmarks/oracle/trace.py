@@ -107,12 +107,13 @@ def _autocast(enabled: bool) -> Iterator[None]:
         yield
 
 
-def _forward(model: torch.nn.Module, amp: bool) -> Any:
+def _forward(model: torch.nn.Module, amp: bool, device_type: str = "cpu") -> Any:
+    """HF Trainer's forward: with bf16 AMP, accelerate wraps it in autocast + convert_outputs_to_fp32."""
     if not amp:
         return model.forward
     from accelerate.utils import convert_outputs_to_fp32
 
-    return convert_outputs_to_fp32(torch.autocast("cpu", dtype=torch.bfloat16)(model.forward))
+    return convert_outputs_to_fp32(torch.autocast(device_type, dtype=torch.bfloat16)(model.forward))
 
 
 def _bytes(tensors: list[torch.Tensor]) -> int:

@@ -133,18 +133,23 @@ def test_hub_outage_is_reported_per_config(service: RunningService, github: Fake
     assert service.metric("vram_check_hub_calls_total", outcome="error") >= 1
 
 
-def test_installation_tokens_are_refreshed_before_they_expire(service: RunningService, github: FakeGitHub) -> None:
-    # PyGithub renews an installation token 20 s before its expires_at; tokens that live 10 s are renewed
-    # on every use, and a renewed token is what the following calls carry.
+def test_installation_tokens_are_refreshed_before_they_expire(github: FakeGitHub, hub: FakeHub,
+                                                               app_key: tuple[Path, str]) -> None:
+    # PyGithub renews an installation token 20 s before its expires_at: tokens that live 10 s are renewed
+    # on the next use, and the renewed token is what the following calls carry.
+    settings = Settings(webhook_secret=SECRET, app_id=APP_ID, app_private_key=str(app_key[0]), api_url=github.url,
+                        hf_endpoint=hub.url, github_throttle=False, github_retries=0, worker_mode="thread",
+                        workers=1)
     github.state.token_ttl_s = 10
     try:
-        before = len(github.state.requests_matching("POST", r"/access_tokens$"))
-        for name in ("refresh-1", "refresh-2"):
-            repo, number, head, base = open_pull(github, name, {"configs/sft.yaml": lora()})
-            payload = pull_request_payload("opened", repo, number, head, base, installation_id=957387)
-            service.deliver("pull_request", payload)
-            service.wait_idle(timeout=60)
-            assert len([c for c in github.state.comments(repo, number) if c.body.startswith(MARKER)]) == 1
-        assert len(github.state.requests_matching("POST", r"/access_tokens$")) >= before + 2
+        with RunningService(settings) as running:
+            before = len(github.state.requests_matching("POST", r"/access_tokens$"))
+            for name in ("refresh-1", "refresh-2"):
+                repo, number, head, base = open_pull(github, name, {"configs/sft.yaml": lora()})
+                payload = pull_request_payload("opened", repo, number, head, base, installation_id=957387)
+                running.deliver("pull_request", payload)
+                running.wait_idle(timeout=60)
+                assert len([c for c in github.state.comments(repo, number) if c.body.startswith(MARKER)]) == 1
+            assert len(github.state.requests_matching("POST", r"/access_tokens$")) >= before + 2
     finally:
         github.state.token_ttl_s = 3600

@@ -98,12 +98,13 @@ def check_config(path: str, files: FileSource, policy: Policy, resolver: ModelRe
     if verdicts[0].verdict != "fit":
         suggestions = _suggestions(text, path, files, plan, model, world, pool, policy, verdicts)
     delta, changes = _base_delta(path, base_files, policy, resolver, pool, result.peak_bytes, plan, model_override)
+    is_new = base_files is not None and not _exists(base_files, path)
     return ConfigReport(
         path=path, model_id=model.model_id, parameters=Parameters(model.total_params, result.trainable_params),
         plan=plan.to_json() | {"target": {"pool": pool.name, "gpu": pool.gpu.name, "gpus_per_node": pool.per_node,
                                           "nodes": pool.nodes}},
         estimate=result, verdicts=tuple(verdicts), suggestions=tuple(suggestions), findings=tuple(findings),
-        base_delta=delta, base_changes=changes,
+        base_delta=delta, base_changes=changes, is_new=is_new,
     )
 
 
@@ -165,6 +166,14 @@ def _suggestions(text: str, path: str, files: FileSource, plan: TrainingPlan, mo
                 cost="runs on other hardware", edits=(YamlEdit(path, None, None, f"# vram-check: pool={other.pool}"),)))
             break
     return found
+
+
+def _exists(files: FileSource, path: str) -> bool:
+    try:
+        files.read_text(path)
+    except (FileNotFoundError, InputError):
+        return False
+    return True
 
 
 def _target_comment(pool: str, gpus: int) -> str:

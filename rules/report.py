@@ -96,6 +96,7 @@ class ConfigReport:
     error: str | None = None  # why the config could not be estimated (the others are still reported)
     base_delta: int | None = None  # peak change vs the base branch version, bytes
     base_changes: tuple[str, ...] = ()  # "cutoff_len 2048 → 4096"
+    is_new: bool = False  # compared with a base branch that does not have this file
 
     @property
     def worst(self) -> str:
@@ -120,6 +121,7 @@ class ConfigReport:
             "error": self.error,
             "base_delta_bytes": self.base_delta,
             "base_changes": list(self.base_changes),
+            "is_new": self.is_new,
         }
 
 

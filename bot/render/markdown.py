@@ -80,8 +80,8 @@ def _backtick_runs(line: str) -> Iterable[str]:
 
 
 def _worst(config: ConfigReport) -> Verdict | None:
-    order = {"no-fit": 0, "tight": 1, "fit": 2}
-    return min(config.verdicts, key=lambda v: (order.get(v.verdict, 3), -v.peak_bytes), default=None)
+    """The verdict on the config's target pool (the first; the other pools are shown for comparison)."""
+    return config.verdicts[0] if config.verdicts else None
 
 
 def _config_verdict(config: ConfigReport) -> str:
@@ -101,7 +101,7 @@ def headline(report: RunReport) -> str:
     noun = "config" if total == 1 else "configs"
     if counts["no-fit"]:
         worst = max((c for c in configs if _config_verdict(c) == "no-fit"),
-                    key=lambda c: max(v.peak_bytes - v.capacity_bytes for v in c.verdicts))
+                    key=lambda c: c.verdicts[0].peak_bytes - c.verdicts[0].capacity_bytes)
         verdict = _worst(worst)
         assert verdict is not None
         return (f"**❌ {counts['no-fit']} of {total} {noun} won't fit** — worst: {_code(worst.path)} needs "
@@ -122,7 +122,7 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
         if config.error is not None:
             rows.append(f"| {_code(config.path)} | — | {VERDICT_LABEL['error']} | — | — | — | — |")
             continue
-        delta = signed_gib(config.base_delta) if config.base_delta is not None else "new"
+        delta = signed_gib(config.base_delta) if config.base_delta is not None else "new" if config.is_new else "—"
         for verdict in config.verdicts:
             min_gpus = str(verdict.min_gpus) if verdict.min_gpus is not None else "—"
             rows.append(f"| {_code(config.path)} | {_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)} | "

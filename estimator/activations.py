@@ -38,7 +38,10 @@ def attention_bytes(model: ModelSpec, p: Precision, attention: str, seq_len: int
     if attention == "eager":
         kv_eff = model.q_dim if model.kv_heads < model.heads else model.kv_dim
         o_input = a * model.q_dim if linears_trainable else 0
-        return a * (model.q_dim + 2 * kv_eff) + o_input + (4 + a) * model.heads * seq_len
+        scores = (4 + a) * model.heads * seq_len  # fp32 softmax output + its compute-dtype copy
+        if model.attention_softcapping:  # Gemma-2: tanh(scores / cap) · cap saves the tanh output
+            scores += a * model.heads * seq_len
+        return a * (model.q_dim + 2 * kv_eff) + o_input + scores
     return a * (model.q_dim + 2 * model.kv_dim + model.q_dim) + 4 * model.heads
 
 
@@ -84,7 +87,8 @@ class LogitsBytes:
     backward_start: int  # live when backward starts (saved + first gradients)
 
 
-def logits_bytes(model: ModelSpec, tokens: int, *, liger_fused: bool, weight_bytes: int) -> LogitsBytes:
+def logits_bytes(model: ModelSpec, tokens: int, *, liger_fused: bool, weight_bytes: int,
+                 logits_dtype_bytes: int = 2) -> LogitsBytes:
     """Causal-LM loss (transformers loss_utils.ForCausalLMLoss): logits (compute dtype, 2·T·V), `.float()`
     copy (4·T·V), log_softmax output saved (4·T·V); at backward start the saved 4·T·V plus the
     nll_loss and log_softmax gradients (2 × 4·T·V) — research/trace.md §4 ("Temp" = 8·T·V)."""
@@ -95,4 +99,5 @@ def logits_bytes(model: ModelSpec, tokens: int, *, liger_fused: bool, weight_byt
         chunk = 2 * 4 * tokens * model.hidden
         grads = 2 * tokens * model.hidden + weight_bytes * model.vocab * model.hidden
         return LogitsBytes(chunk + grads, grads)
-    return LogitsBytes(10 * tv, 12 * tv)
+    softcap = logits_dtype_bytes * tv if model.logit_softcapping else 0  # Gemma-2: the tanh output stays saved
+    return LogitsBytes(10 * tv + softcap, 12 * tv + softcap)

@@ -68,10 +68,8 @@ class Estimate:
 
 
 def _load_bytes(model: ModelSpec, plan: TrainingPlan) -> int:
-    """LF ≥ 0.9.4 loads with torch_dtype="auto" (model/loader.py): the checkpoint's dtype. pure_bf16 runs the
-    model in bf16."""
-    if plan.pure_bf16:
-        return 2
+    """LF ≥ 0.9.4 loads with torch_dtype="auto" (model/loader.py): the checkpoint's dtype, whatever the
+    precision flags say — so pure_bf16 on a float32 checkpoint trains in float32 (traced by the oracle)."""
     return DTYPE_BYTES.get(model.checkpoint_dtype, 4)
 
 
@@ -90,18 +88,23 @@ def _trainable_bytes(model: ModelSpec, plan: TrainingPlan) -> int:
     return _load_bytes(model, plan)
 
 
-def precision(model: ModelSpec, plan: TrainingPlan) -> act.Precision:
-    autocast_or_half = plan.bf16 or plan.fp16 or plan.pure_bf16 or _deepspeed_half(plan)
-    matmul = 2 if autocast_or_half else 4
-    embeddings_train = plan.finetuning_type == "full" or any(
+def _embeddings_train(plan: TrainingPlan) -> bool:
+    return plan.finetuning_type == "full" or any(
         m in ("embed_tokens", "wte", "tok_embeddings") for m in plan.freeze_extra_modules)
-    if _deepspeed_half(plan) or plan.pure_bf16:
+
+
+def precision(model: ModelSpec, plan: TrainingPlan) -> act.Precision:
+    """Matmuls produce half precision under HF autocast (bf16/fp16 flags) or with half weights; the residual
+    stream has the embedding's dtype (fp32 when LF upcast a trainable embedding)."""
+    half_weights = _deepspeed_half(plan) or _load_bytes(model, plan) == 2
+    matmul = 2 if plan.bf16 or plan.fp16 or half_weights else 4
+    if _deepspeed_half(plan):
         residual = 2
-    elif embeddings_train and plan.upcast_trainable_to_fp32:
+    elif _embeddings_train(plan) and plan.upcast_trainable_to_fp32:
         residual = 4
     else:
         residual = _load_bytes(model, plan)
-    return act.Precision(residual_bytes=residual, matmul_bytes=min(matmul, residual) if residual == 2 else matmul)
+    return act.Precision(residual_bytes=residual, matmul_bytes=min(matmul, residual))
 
 
 # --- model states ------------------------------------------------------------------------------------
@@ -251,6 +254,11 @@ def activation_bytes(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> Acti
         working = tokens * (full_layer + 2 * p.matmul_bytes * max(model.intermediate, model.moe_intermediate))
     if plan.attention == "eager" or (plan.neat_packing and plan.attention != "fa2"):
         saved += act.eager_mask_bytes(sequences, seq_len, p)
+    if plan.bf16 or plan.fp16:
+        if _load_bytes(model, plan) == 4 and (lora or plan.finetuning_type == "freeze"):
+            # autocast casts the frozen fp32 lm_head for the logits matmul; its backward (grad of the hidden
+            # states) keeps that bf16 copy (frozen weights are not in autocast's cache, so it is saved instead)
+            saved += 2 * model.vocab * model.hidden
     cache = 0
     if p.residual_bytes == 4 and p.matmul_bytes == 2 and not lora:
         # autocast keeps a bf16 copy of every fp32 weight a matmul used until the autocast region exits
@@ -313,7 +321,8 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
     buffers = buffer_bytes(model, plan, world, t)
     tokens = plan.sequences_per_micro_batch * plan.cutoff_len
     liger_fused = plan.liger and plan.stage in ("pt", "sft")
-    logits = act.logits_bytes(model, tokens, liger_fused=liger_fused, weight_bytes=_trainable_bytes(model, plan))
+    logits = act.logits_bytes(model, tokens, liger_fused=liger_fused, weight_bytes=_trainable_bytes(model, plan),
+                              logits_dtype_bytes=precision(model, plan).matmul_bytes)
     if plan.stage in ("dpo", "kto") and plan.uses_ref_model:
         # the reference forward runs after the policy forward (LF dpo/trainer.py get_batch_loss_metrics)
         # while the policy's saved fp32 log-softmax (4·T·V) is live: + a second logits transient
@@ -333,7 +342,7 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
                            "logits": logits.backward_start,
                            "buffers": buffers.persistent + buffers.gathered},
         "backward": _backward_phase(weights, optim, grads, held_grads, lm_head_grad, acts, t, model, plan,
-                                    buffers.persistent + buffers.gathered),
+                                    buffers.persistent + buffers.gathered, _tied_embedding_transient(model, plan)),
         "optimizer step": {"weights": weights, "optimizer": optim + _optimizer_step_temp(model, plan, t),
                            "gradients": grads, "activations": 0, "logits": 0,
                            "buffers": buffers.persistent + buffers.step},
@@ -355,20 +364,31 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
     )
 
 
+def _tied_embedding_transient(model: ModelSpec, plan: TrainingPlan) -> int:
+    """A tied, trainable embedding gets its gradient twice: lm_head's first, then embedding_dense_backward's
+    V×h at the very end of backward, accumulated into it — the oracle traces 2 × V·h × gradient bytes live
+    on top of all other gradients there (fake-CPU kernels; a CUDA kernel may need only one)."""
+    if not model.tie_embeddings or not _embeddings_train(plan) or plan.zero_stage >= 2:
+        return 0
+    return 2 * model.vocab * model.hidden * _trainable_bytes(model, plan)
+
+
 def _backward_phase(weights: int, optim: int, grads: int, held: int, lm_head_grad: int, acts: ActivationBytes,
-                    t: Trainable, model: ModelSpec, plan: TrainingPlan, buffers: int) -> dict[str, int]:
+                    t: Trainable, model: ModelSpec, plan: TrainingPlan, buffers: int,
+                    tied_transient: int = 0) -> dict[str, int]:
     """During backward, saved activations are freed layer by layer while new gradients appear: both change
     linearly, so the peak is at one end — just after the lm_head gradient (all activations still saved) or
     at the first layer (all gradients but that layer's) — plus one layer's recomputation with checkpointing."""
     new_grads = grads - held
     layer_grads = new_grads // max(1, t.trained_layers) if plan.gradient_checkpointing else 0
     at_start = acts.saved + min(lm_head_grad, new_grads) + acts.working
-    at_end = max(new_grads - layer_grads + acts.working, new_grads)
+    at_end = max(new_grads - layer_grads + acts.working, new_grads + tied_transient)
     if at_start >= at_end:
         gradients, activations = held + min(lm_head_grad, new_grads), acts.saved + acts.working
+    elif new_grads - layer_grads + acts.working > new_grads + tied_transient:
+        gradients, activations = held + new_grads - layer_grads, acts.working
     else:
-        gradients = held + new_grads - (layer_grads if at_end > new_grads else 0)
-        activations = acts.working if at_end > new_grads else 0
+        gradients, activations = held + new_grads + tied_transient, 0
     return {"weights": weights, "optimizer": optim, "gradients": gradients, "activations": activations,
             "logits": 0, "buffers": buffers}
 
@@ -397,8 +417,11 @@ def _load_transient(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> int:
 def _assumptions(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable) -> tuple[str, ...]:
     notes = list(plan.assumptions)
     load = _load_bytes(model, plan)
-    notes.append(f"weights loaded in {model.checkpoint_dtype if not plan.pure_bf16 else 'bfloat16'} "
+    notes.append(f"weights loaded in {model.checkpoint_dtype} "
                  f"({load} B/param; LLaMA-Factory ≥ 0.9.4 loads the checkpoint's dtype)")
+    if plan.pure_bf16 and load == 4:
+        notes.append("pure_bf16 with a float32 checkpoint: LLaMA-Factory ≥ 0.9.4 keeps the checkpoint's float32 "
+                     "weights, so this trains in fp32 (convert the checkpoint to bf16 to get pure bf16)")
     if plan.upcast_trainable_to_fp32 and not _deepspeed_half(plan):
         notes.append("trainable parameters upcast to fp32 (LLaMA-Factory init_adapter)")
     notes.append(f"sequence length {plan.cutoff_len} (cutoff_len: the longest batch, worst case) × "

@@ -42,6 +42,8 @@ class ModelSpec:
     kv_lora_rank: int = 0  # MLA (DeepSeek-V2/V3)
     q_lora_rank: int = 0
     gated_mlp: bool = True  # SwiGLU / GeGLU (3 matrices) vs a plain 2-matrix MLP (gpt2, phi)
+    logit_softcapping: bool = False  # Gemma-2: tanh soft-capping of the final logits (final_logit_softcapping)
+    attention_softcapping: bool = False  # Gemma-2: tanh soft-capping of attention scores (attn_logit_softcapping)
     checkpoint_dtype: str = "bfloat16"
     quantization: str | None = None  # e.g. "gptq-4bit" for a pre-quantized checkpoint
     parts: Mapping[str, int] = field(default_factory=dict)
@@ -199,6 +201,8 @@ def _llama_like(c: _Config, *, family: str, tie_default: bool) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type=family, hidden=h, layers=layers, heads=heads, kv_heads=kv,
         head_dim=hd, intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=q_dim, kv_dim=kv_dim,
+        logit_softcapping=c.get("final_logit_softcapping") is not None,
+        attention_softcapping=c.get("attn_logit_softcapping") is not None,
         experts=experts, experts_per_token=top_k, moe_intermediate=moe_inter,
         shared_expert_intermediate=shared_inter, dense_layers=dense_layers if experts else 0,
         checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,

@@ -254,11 +254,10 @@ def activation_bytes(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> Acti
         working = tokens * (full_layer + 2 * p.matmul_bytes * max(model.intermediate, model.moe_intermediate))
     if plan.attention == "eager" or (plan.neat_packing and plan.attention != "fa2"):
         saved += act.eager_mask_bytes(sequences, seq_len, p)
-    if plan.bf16 or plan.fp16:
-        if _load_bytes(model, plan) == 4 and (lora or plan.finetuning_type == "freeze"):
-            # autocast casts the frozen fp32 lm_head for the logits matmul; its backward (grad of the hidden
-            # states) keeps that bf16 copy (frozen weights are not in autocast's cache, so it is saved instead)
-            saved += 2 * model.vocab * model.hidden
+    if (plan.bf16 or plan.fp16) and _load_bytes(model, plan) == 4 and (lora or plan.finetuning_type == "freeze"):
+        # autocast casts the frozen fp32 lm_head for the logits matmul; its backward (grad of the hidden
+        # states) keeps that bf16 copy (frozen weights are not in autocast's cache, so it is saved instead)
+        saved += 2 * model.vocab * model.hidden
     cache = 0
     if p.residual_bytes == 4 and p.matmul_bytes == 2 and not lora:
         # autocast keeps a bf16 copy of every fp32 weight a matmul used until the autocast region exits

@@ -359,6 +359,54 @@ def _qwen2_vl_vision(vision: Mapping[str, Any]) -> int:
     return channels * temporal * patch * patch * e + depth * block + merger  # Conv3d without bias
 
 
+def _qwen3_5(c: _Config) -> ModelSpec:
+    """Qwen3.5 (modeling_qwen3_5): hybrid layers — Gated DeltaNet linear attention and gated full attention
+    (q_proj emits query + output gate) every `full_attention_interval` — plus a Qwen3-VL vision tower."""
+    text = _Config(dict(c.raw.get("text_config") or c.raw), c.model_id)
+    h, layers = text.need_int("hidden_size"), text.need_int("num_hidden_layers")
+    heads, kv = text.need_int("num_attention_heads"), text.need_int("num_key_value_heads")
+    hd, vocab, inter = text.need_int("head_dim"), text.need_int("vocab_size"), text.need_int("intermediate_size")
+    kinds = list(text.get("layer_types", default=[]) or [])
+    if len(kinds) != layers:
+        interval = int(text.get("full_attention_interval", default=4))
+        kinds = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers)]
+    gate = 2 if text.get("attn_output_gate", default=True) else 1
+    full = h * heads * hd * gate + 2 * h * kv * hd + heads * hd * h + 2 * hd  # q(+gate), k, v, o, q/k norms
+    key_dim = text.need_int("linear_num_key_heads") * text.need_int("linear_key_head_dim")
+    v_heads = text.need_int("linear_num_value_heads")
+    value_dim = v_heads * text.need_int("linear_value_head_dim")
+    conv = (2 * key_dim + value_dim) * int(text.get("linear_conv_kernel_dim", default=4))  # depthwise, no bias
+    # in_proj_qkvz, in_proj_ba, conv1d, dt_bias + A_log, gated RMSNorm, out_proj
+    linear = (h * (2 * key_dim + 2 * value_dim) + h * 2 * v_heads + conv + 2 * v_heads
+              + text.need_int("linear_value_head_dim") + value_dim * h)
+    tie = bool(c.get("tie_word_embeddings", default=False))
+    n = _Counts()
+    n.add("embeddings", vocab * h)
+    n.add("lm_head", 0 if tie else vocab * h)
+    n.add("norms", h)
+    for kind in kinds:
+        n.add("attention", full if kind == "full_attention" else linear)
+        n.add("mlp", 3 * h * inter)
+        n.add("norms", 2 * h)
+    vision = c.raw.get("vision_config") or {}
+    if vision:
+        e, mlp_width = int(vision.get("hidden_size", 1152)), int(vision.get("intermediate_size", 4304))
+        out, merge = int(vision.get("out_hidden_size", h)), int(vision.get("spatial_merge_size", 2))
+        patch, temporal = int(vision.get("patch_size", 16)), int(vision.get("temporal_patch_size", 2))
+        block = 4 * e + _linear(e, 3 * e, True) + _linear(e, e, True) + _linear(e, mlp_width, True) \
+            + _linear(mlp_width, e, True)  # norm1, norm2 (LayerNorm), qkv, proj, fc1, fc2
+        merged = e * merge * merge
+        merger = 2 * e + _linear(merged, merged, True) + _linear(merged, out, True)
+        patch_embed = int(vision.get("in_channels", 3)) * temporal * patch * patch * e + e  # Conv3d with bias
+        positions = int(vision.get("num_position_embeddings", 0)) * e  # learned position embedding
+        n.add("vision", int(vision.get("depth", 27)) * block + merger + patch_embed + positions)
+    return ModelSpec(
+        model_id=c.model_id, model_type="qwen3_5", hidden=h, layers=layers, heads=heads, kv_heads=kv, head_dim=hd,
+        intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * hd, kv_dim=kv * hd,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+    )
+
+
 def _internlm2(c: _Config) -> ModelSpec:
     """InternLM2 remote code: wqkv fused, w1/w3/w2 MLP; same counts as llama with its own names."""
     remapped = dict(c.raw)
@@ -394,6 +442,8 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
         return _replace(spec, model_type=model_type, parts=parts, checkpoint_dtype=_dtype(c))
     if model_type in _LLAMA_FAMILIES:
         return _llama_like(c, family=model_type, tie_default=_LLAMA_FAMILIES[model_type])
+    if model_type in ("qwen3_5", "qwen3_5_text"):
+        return _qwen3_5(c)
     if model_type in ("deepseek_v2", "deepseek_v3"):
         return _deepseek(c, model_type)
     if model_type == "gpt2":
@@ -408,8 +458,8 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
         return _internlm2(c)
     if model_type in ("baichuan",) or any("Baichuan" in a for a in architectures):
         return _baichuan(c)
-    known = ", ".join(sorted([*_LLAMA_FAMILIES, "qwen2_vl", "deepseek_v2", "deepseek_v3", "gpt2", "phi", "qwen",
-                              "chatglm", "internlm2", "baichuan"]))
+    known = ", ".join(sorted([*_LLAMA_FAMILIES, "qwen2_vl", "qwen3_5", "deepseek_v2", "deepseek_v3", "gpt2", "phi",
+                              "qwen", "chatglm", "internlm2", "baichuan"]))
     raise UnsupportedArchitecture(
         f"'{model_id}' has model_type '{model_type or '?'}', which vram-check cannot count from config.json "
         f"(known: {known}); and no safetensors header with parameter counts was available"

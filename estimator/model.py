@@ -122,6 +122,9 @@ def _dtype(c: _Config) -> str:
         return "bfloat16"
     if c.get("fp16") is True:
         return "float16"
+    if dtype is None and c.get("fp32") is False:
+        # Qwen-1 remote code (modeling_qwen.py): with bf16/fp16/fp32 all false it picks bf16 when supported
+        return "bfloat16"
     return str(dtype or "float32")
 
 

@@ -66,17 +66,25 @@ def methods() -> Iterator[Method]:
 
 
 def points(models: list[str]) -> Iterator[Point]:
-    for model in models:
-        for base in methods():
-            if model in NO_SDPA:
-                for attention in ("eager", "fa2"):
-                    for shape in SHAPES:
-                        yield Point(model, _with_attention(base, attention), shape)
-                continue
-            for shape in SHAPES:
-                yield Point(model, base, shape)
+    """Every grid point, models interleaved so that a partial run still covers every model."""
+    per_model = [list(_model_points(model)) for model in models]
+    for index in range(max(len(p) for p in per_model)):
+        for model_points in per_model:
+            if index < len(model_points):
+                yield model_points[index]
+
+
+def _model_points(model: str) -> Iterator[Point]:
+    for base in methods():
+        if model in NO_SDPA:
             for attention in ("eager", "fa2"):
-                yield Point(model, _with_attention(base, attention), ATTENTION_SHAPE)
+                for shape in SHAPES:
+                    yield Point(model, _with_attention(base, attention), shape)
+            continue
+        for shape in SHAPES:
+            yield Point(model, base, shape)
+        for attention in ("eager", "fa2"):
+            yield Point(model, _with_attention(base, attention), ATTENTION_SHAPE)
 
 
 def _with_attention(method: Method, attention: str) -> Method:

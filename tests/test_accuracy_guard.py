@@ -37,19 +37,12 @@ LAYERS = 4
 
 # Known misses, reported to the estimator's owner (docs/accuracy.md "Where the estimator is off").
 # strict=True: the point fails CI again as soon as it passes, so the mark gets removed with the fix.
-TIED_EMBEDDING_GRAD_SUM = pytest.mark.xfail(
-    strict=True,
-    reason="tied embeddings: autograd sums the lm_head and embedding gradients out of place at the end of "
-    "backward (+2 x grad bytes x vocab x hidden), not in the estimate yet",
-)
-
 BACKWARD_START_OVER = pytest.mark.xfail(
     strict=True, reason="estimate +3.0% at backward start (about +68 MB over the traced logits backward)"
 )
 
 POINTS = [
-    pytest.param("Qwen__Qwen2.5-0.5B.json", Method("full", gradient_checkpointing=True), Shape(1, 512),
-                 marks=TIED_EMBEDDING_GRAD_SUM),
+    pytest.param("Qwen__Qwen2.5-0.5B.json", Method("full", gradient_checkpointing=True), Shape(1, 512)),
     pytest.param("Qwen__Qwen2.5-0.5B.json", Method("full", pure_bf16=True, bf16=False, gradient_checkpointing=False),
                  Shape(1, 512), marks=BACKWARD_START_OVER),
     ("Qwen__Qwen2.5-7B.json", Method("full", pure_bf16=True, bf16=False, gradient_checkpointing=False), Shape(1, 512)),
@@ -57,7 +50,7 @@ POINTS = [
                  marks=BACKWARD_START_OVER),
     ("Qwen__Qwen2.5-0.5B.json", Method("freeze", gradient_checkpointing=False, attention="eager"), Shape(1, 512)),
     pytest.param("meta-llama__Llama-3.2-1B.json", Method("full", gradient_checkpointing=False, attention="fa2"),
-                 Shape(1, 1024), marks=TIED_EMBEDDING_GRAD_SUM),
+                 Shape(1, 1024)),
     ("meta-llama__Meta-Llama-3-8B.json", Method("full", gradient_checkpointing=False, attention="fa2"), Shape(1, 1024)),
 ]  # fmt: skip
 

@@ -230,16 +230,12 @@ def activation_bytes(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> Acti
 
     full_layer = max(layer(mode, moe), layer(mode, False))
     checkpoint_input = p.residual_bytes * model.hidden  # the layer input saved by torch.utils.checkpoint
-    final_norm = act.norm_bytes(model.hidden, p, plan.finetuning_type == "full", True)
+    final_norm = act.norm_bytes(model.hidden, p, plan.finetuning_type == "full", 1)
     if plan.finetuning_type == "freeze" or plan.use_badam:
+        # LF's checkpointing wrapper (checkpointing.py) checkpoints only layers holding trainable params and
+        # marks their input as requiring grad; the frozen layers below run with no autograd record at all
         trained = t.trained_layers
-        frozen_layers = model.layers - trained
-        if plan.gradient_checkpointing:
-            # transformers enables input grads for reentrant checkpointing, so the frozen layers (not
-            # checkpointed by LF: only modules with trainable params are) still save input-grad tensors
-            per_token = trained * checkpoint_input + frozen_layers * layer("frozen", False)
-        else:
-            per_token = trained * full_layer  # layers before the first trainable one record nothing
+        per_token = trained * (checkpoint_input if plan.gradient_checkpointing else full_layer)
     elif plan.gradient_checkpointing:
         per_token = model.layers * checkpoint_input
     else:
@@ -254,15 +250,24 @@ def activation_bytes(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> Acti
         working = tokens * (full_layer + 2 * p.matmul_bytes * max(model.intermediate, model.moe_intermediate))
     if plan.attention == "eager" or (plan.neat_packing and plan.attention != "fa2"):
         saved += act.eager_mask_bytes(sequences, seq_len, p)
+    elif plan.attention == "sdpa":
+        saved += act.sliding_window_mask_bytes(model, sequences, seq_len)
+    if (plan.bf16 or plan.fp16) and _load_bytes(model, plan) == 4 and lora and not plan.gradient_checkpointing:
+        # a frozen fp32 linear under autocast runs on a bf16 cast of its weight, which its backward keeps
+        # (frozen weights are not in autocast's cache): 2 bytes per frozen decoder weight (oracle-traced)
+        saved += 2 * sum(lin.count * lin.n_in * lin.n_out for lin in decoder_linears(model))
     if (plan.bf16 or plan.fp16) and _load_bytes(model, plan) == 4 and (lora or plan.finetuning_type == "freeze"):
         # autocast casts the frozen fp32 lm_head for the logits matmul; its backward (grad of the hidden
         # states) keeps that bf16 copy (frozen weights are not in autocast's cache, so it is saved instead)
         saved += 2 * model.vocab * model.hidden
     cache = 0
-    if p.residual_bytes == 4 and p.matmul_bytes == 2 and not lora:
-        # autocast keeps a bf16 copy of every fp32 weight a matmul used until the autocast region exits
-        cache = 2 * sum(lin.count * lin.n_in * lin.n_out for lin in decoder_linears(model)) * t.trained_layers \
-            // max(1, model.layers) + 2 * model.vocab * model.hidden
+    if (plan.bf16 or plan.fp16) and _trainable_bytes(model, plan) == 4 and not lora:
+        # autocast caches a bf16 copy of every trainable fp32 weight a matmul used until the autocast region
+        # exits (torch autocast cached_cast: leaf tensors that require grad); the lm_head only when it trains
+        linears = sum(lin.count * lin.n_in * lin.n_out for lin in decoder_linears(model))
+        cache = 2 * linears * t.trained_layers // max(1, model.layers)
+        if plan.finetuning_type == "full":
+            cache += 2 * model.vocab * model.hidden
     return ActivationBytes(saved=saved, working=working, autocast_cache=cache)
 
 

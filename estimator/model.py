@@ -42,6 +42,9 @@ class ModelSpec:
     kv_lora_rank: int = 0  # MLA (DeepSeek-V2/V3)
     q_lora_rank: int = 0
     gated_mlp: bool = True  # SwiGLU / GeGLU (3 matrices) vs a plain 2-matrix MLP (gpt2, phi)
+    fused_qkv: bool = False  # one projection computes q, k and v (phi3 qkv_proj, Qwen-1 c_attn, GPT-2, ChatGLM)
+    fused_gate_up: bool = False  # one projection computes gate and up (phi3 gate_up_proj, ChatGLM dense_h_to_4h)
+    sliding_window: int | None = None  # attention window when the model uses one (Mistral-7B-v0.1: 4096)
     logit_softcapping: bool = False  # Gemma-2: tanh soft-capping of the final logits (final_logit_softcapping)
     attention_softcapping: bool = False  # Gemma-2: tanh soft-capping of attention scores (attn_logit_softcapping)
     checkpoint_dtype: str = "bfloat16"
@@ -204,12 +207,23 @@ def _llama_like(c: _Config, *, family: str, tie_default: bool) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type=family, hidden=h, layers=layers, heads=heads, kv_heads=kv,
         head_dim=hd, intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=q_dim, kv_dim=kv_dim,
+        fused_qkv=family in ("phi3", "internlm2", "baichuan"), fused_gate_up=family == "phi3",
+        sliding_window=_sliding_window(c, family),
         logit_softcapping=c.get("final_logit_softcapping") is not None,
         attention_softcapping=c.get("attn_logit_softcapping") is not None,
         experts=experts, experts_per_token=top_k, moe_intermediate=moe_inter,
         shared_expert_intermediate=shared_inter, dense_layers=dense_layers if experts else 0,
         checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
     )
+
+
+def _sliding_window(c: _Config, family: str) -> int | None:
+    """The window SDPA must mask for: Mistral-style configs set `sliding_window`; Qwen2-family configs carry
+    one too but only apply it with `use_sliding_window: true`."""
+    window = c.get("sliding_window")
+    if window is None or family == "gemma2" or c.get("use_sliding_window", default=True) is False:
+        return None
+    return int(window)
 
 
 def _deepseek(c: _Config, family: str) -> ModelSpec:
@@ -273,7 +287,7 @@ def _gpt2(c: _Config) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type="gpt2", hidden=h, layers=layers, heads=heads, kv_heads=heads,
         head_dim=h // heads, intermediate=inner, vocab=vocab, tie_embeddings=True, q_dim=h, kv_dim=h,
-        gated_mlp=False, checkpoint_dtype=_dtype(c), parts=n.parts,
+        gated_mlp=False, fused_qkv=True, checkpoint_dtype=_dtype(c), parts=n.parts,
     )
 
 
@@ -317,7 +331,7 @@ def _qwen1(c: _Config) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type="qwen", hidden=h, layers=layers, heads=heads, kv_heads=heads,
         head_dim=h // heads, intermediate=ff, vocab=vocab, tie_embeddings=False, q_dim=h, kv_dim=h,
-        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+        fused_qkv=True, checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
     )
 
 
@@ -341,7 +355,8 @@ def _chatglm(c: _Config) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type="chatglm", hidden=h, layers=layers, heads=heads, kv_heads=groups,
         head_dim=kv_channels, intermediate=ffn, vocab=vocab, tie_embeddings=False, q_dim=heads * kv_channels,
-        kv_dim=groups * kv_channels, checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+        kv_dim=groups * kv_channels, fused_qkv=True, fused_gate_up=True, checkpoint_dtype=_dtype(c),
+        quantization=_quantization(c), parts=n.parts,
     )
 
 

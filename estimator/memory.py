@@ -279,6 +279,7 @@ class BufferBytes:
     persistent: int  # DDP buckets, ZeRO reduce buckets, ZeRO-3 fp32 gradient buffer, cuBLAS workspace
     gathered: int  # ZeRO-3 parameters gathered for the current module + prefetch (forward / backward)
     step: int  # transient at the optimizer step (ZeRO-1/2 fp32 gradient partition, allgather bucket)
+    turnaround: int = 0  # ZeRO-3 parameters kept gathered across the forward → backward turn
 
 
 def buffer_bytes(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable) -> BufferBytes:
@@ -306,6 +307,11 @@ def buffer_bytes(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainabl
                            model.parts.get("experts", 0) // max(1, model.moe_layers) if model.experts else 0,
                            max(lin.n_in * lin.n_out for lin in decoder_linears(model)))
         gathered = half * (largest_unit + ds.prefetch_bucket(model.hidden))
+        # partitioned_param_coordinator.py: a module's params are not released when they are reused within
+        # stage3_max_reuse_distance, as the last layers and lm_head are at the forward → backward turn;
+        # stage3_max_live_parameters bounds them (research/estimators.md §2.2, derived from the code)
+        turnaround = half * min(ds.max_live_parameters, model.total_params)
+        return BufferBytes(persistent, gathered, step, turnaround)
     elif n > 1:  # ZeRO-0: DeepSpeed's own allreduce buckets
         persistent += half * ds.reduce_bucket(model.hidden)
     return BufferBytes(persistent, gathered, step)
@@ -344,7 +350,7 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
         "backward start": {"weights": weights, "optimizer": optim, "gradients": held_grads,
                            "activations": acts.saved + (0 if acts.working else acts.autocast_cache),
                            "logits": logits.backward_start,
-                           "buffers": buffers.persistent + buffers.gathered},
+                           "buffers": buffers.persistent + max(buffers.gathered, buffers.turnaround)},
         "backward": _backward_phase(weights, optim, grads, held_grads, lm_head_grad, acts, t, model, plan,
                                     buffers.persistent + buffers.gathered, _tied_embedding_transient(model, plan)),
         "optimizer step": {"weights": weights, "optimizer": optim + _optimizer_step_temp(model, plan, t),

@@ -116,18 +116,19 @@ def headline(report: RunReport) -> str:
 
 
 def _table(configs: Sequence[ConfigReport]) -> list[str]:
-    rows = ["| Config | Pool | Verdict | Peak / GPU | Usable / GPU | Min GPUs | vs base |",
-            "|---|---|---|--:|--:|--:|--:|"]
+    rows = ["| Config | Pool | Verdict | Peak / GPU | Usable / GPU | Headroom | Min GPUs | vs base |",
+            "|---|---|---|--:|--:|--:|--:|--:|"]
     for config in configs:
         if config.error is not None:
-            rows.append(f"| {_code(config.path)} | — | {VERDICT_LABEL['error']} | — | — | — | — |")
+            rows.append(f"| {_code(config.path)} | — | {VERDICT_LABEL['error']} | — | — | — | — | — |")
             continue
         delta = signed_gib(config.base_delta) if config.base_delta is not None else "new" if config.is_new else "—"
         for verdict in config.verdicts:
             min_gpus = str(verdict.min_gpus) if verdict.min_gpus is not None else "—"
             rows.append(f"| {_code(config.path)} | {_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)} | "
                         f"{VERDICT_LABEL.get(verdict.verdict, verdict.verdict)} | {gib(verdict.peak_bytes)} | "
-                        f"{gib(verdict.capacity_bytes)} | {min_gpus} | {delta} |")
+                        f"{gib(verdict.capacity_bytes)} | {signed_gib(verdict.headroom_bytes)} | {min_gpus} | "
+                        f"{delta} |")
     return rows
 
 

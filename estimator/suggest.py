@@ -42,8 +42,8 @@ class Suggestion:
     changes: dict[str, Any]
     edits: tuple[Edit, ...]
     peak_bytes: int
-    fits: bool
-    tight: bool
+    fits: bool  # below the headroom: the "fit" verdict
+    within_capacity: bool  # at most the usable memory: "fit" or "tight"
     why: str
     cost: str
 

@@ -109,3 +109,13 @@ def test_check_base_shows_the_memory_change(tmp_path: Path) -> None:
     assert "cutoff_len 1024 → 4096" in config["base_changes"]
     missing = cli("check", "--base", "no-such-branch", cwd=tmp_path)
     assert missing.returncode == 2 and "no-such-branch" in missing.stderr
+
+
+def test_diagnose_with_a_config_of_a_config_repository() -> None:
+    """The config's DeepSpeed path resolves in its own repository (examples/ has .github/vram-check.yml)."""
+    log = ROOT / "tests" / "fixtures" / "oom-logs" / "llamafactory-1221-adamw-exp-avg-sq.log"
+    config = ROOT / "examples" / "configs" / "llama3_full_sft_ds3.yaml"
+    out = cli("diagnose", str(log), "--config", str(config), "--gpu", "V100-32GB", "--gpus", "8", cwd=ROOT)
+    assert out.returncode == 1, out.stderr  # an OOM was diagnosed
+    assert "phase: optimizer step" in out.stdout
+    assert "Estimate for meta-llama/Meta-Llama-3-8B on V100-32GB" in out.stdout

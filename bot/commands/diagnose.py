@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bot.local import repo_root_for, resolver_from_env
 from rules.diagnose import diagnose_file, render_json, render_markdown, render_text
 from rules.diagnose.compare import compare_with_estimate
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     diagnosis = diagnose_file(args.log)
     if args.config is not None:
         diagnosis.comparison = compare_with_estimate(
-            diagnosis, args.config, args.model, args.gpu, args.gpus, args.nodes
+            diagnosis, args.config, args.model, args.gpu, args.gpus, args.nodes,
+            repo_root=repo_root_for([args.config]), resolver=resolver_from_env(),
         )
     print(_RENDERERS[args.format](diagnosis), end="")
     return EXIT_OOM if diagnosis.oom_found else EXIT_NO_OOM

@@ -9,10 +9,10 @@ context + communication buffers) is compared with nvidia-smi's used memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from estimator.hub import ModelResolver
 from rules.diagnose.model import Diagnosis, EstimateComparison
 from rules.diagnose.sizes import format_bytes
 
@@ -54,14 +54,17 @@ def compare_with_estimate(
     gpu_name: str | None,
     gpus_per_node: int,
     nodes: int,
+    repo_root: Path | None = None,
+    resolver: ModelResolver | None = None,
 ) -> EstimateComparison:
-    """Estimate the config (lead's estimator) and fill the comparison rows and, after an OOM, suggestions."""
-    from estimator.hub import ModelResolver
+    """Estimate the config and fill the comparison rows and, after an OOM, suggestions. `repo_root` is where
+    the config's DeepSpeed path resolves (the config repository); default: the config's folder."""
     from estimator.memory import World, estimate
     from estimator.plan import load_plan
 
-    plan = load_plan(config)
-    model = ModelResolver().resolve(model_ref or plan.model_name_or_path)
+    root = (repo_root or config.parent).resolve()
+    plan = load_plan(config, root)
+    model = (resolver or ModelResolver()).resolve(model_ref or plan.model_name_or_path)
     world = World(gpus_per_node=gpus_per_node, nodes=nodes)
     result = estimate(model, plan, world)
     capacity: int | None = None
@@ -100,34 +103,21 @@ def compare_with_estimate(
                 f"{format_bytes(capacity)} usable; the causes above name what it may have missed"
             )
     if diagnosis.oom_found and capacity is not None:
-        comparison.suggestions = _suggestions(config, model, plan, world, capacity, notes)
+        comparison.suggestions = _suggestions(config, root, model, plan, world, capacity, notes)
     return comparison
 
 
-def _read_beside(config: Path) -> Callable[[str], str]:
-    """Files a config names (its DeepSpeed JSON): relative to the working directory, else to the config."""
-
-    def read(name: str) -> str:
-        for candidate in (Path(name), config.parent / name):
-            if candidate.is_file():
-                return candidate.read_text(encoding="utf-8")
-        raise FileNotFoundError(name)
-
-    return read
-
-
 def _suggestions(
-    config: Path, model: Any, plan: Any, world: Any, capacity: int, notes: list[str]
+    config: Path, root: Path, model: Any, plan: Any, world: Any, capacity: int, notes: list[str]
 ) -> list[dict[str, object]]:
-    try:
-        from estimator.suggest import suggest
-    except ImportError:
-        notes.append("suggestions need estimator.suggest, which this build does not have yet")
-        return []
+    from estimator.suggest import suggest
+    from rules.check import WorkingTree
+
+    files = WorkingTree(root)
+    path = config.resolve().relative_to(root).as_posix() if config.resolve().is_relative_to(root) else config.name
     found: list[dict[str, object]] = []
-    text = config.read_text(encoding="utf-8")
-    for item in suggest(text, str(config), plan, model, world, capacity, read_file=_read_beside(config)):
-        verdict = "tight" if item.tight else ("fit" if item.fits else "no-fit")
+    for item in suggest(files.read_text(path), path, plan, model, world, capacity, read_file=files.read_text):
+        verdict = "fit" if item.fits else ("tight" if item.within_capacity else "no-fit")
         found.append(
             {"changes": dict(item.changes), "peak_bytes": item.peak_bytes, "verdict": verdict, "why": item.why}
         )

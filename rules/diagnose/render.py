@@ -134,7 +134,8 @@ def render_text(diagnosis: Diagnosis) -> str:
         for what, estimated, measured, error in _comparison_rows(diagnosis):
             out.append(f"  {what}: estimated {estimated}, measured {measured}, error {error}")
         for suggestion in comparison.suggestions:
-            out.append(f"  suggestion: {suggestion.get('changes')} -> {suggestion.get('why', '')}")
+            out.append(f"  suggestion ({suggestion.get('verdict')}, {_size(suggestion.get('peak_bytes'))}): "
+                       f"{_changes(suggestion.get('changes'))} — {suggestion.get('why', '')}")
         out.extend(f"  note: {note}" for note in comparison.notes)
     out.extend(diagnosis.notes)
     return "\n".join(out) + "\n"
@@ -178,7 +179,8 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         )
         if not comparison.rows:
             out.append(f"| peak per GPU | {format_bytes(comparison.estimated_peak_bytes)} | n/a | n/a |")
-        out.extend(f"- suggestion: `{s.get('changes')}` — {s.get('why', '')}" for s in comparison.suggestions)
+        out.extend(f"- suggestion ({s.get('verdict')}, {_size(s.get('peak_bytes'))}): `{_changes(s.get('changes'))}` — "
+                   f"{s.get('why', '')}" for s in comparison.suggestions)
         out.extend(f"- note: {note}" for note in comparison.notes)
     out.extend(f"\n{note}" for note in diagnosis.notes)
     return "\n".join(out).rstrip() + "\n"
@@ -259,3 +261,15 @@ def to_json_dict(diagnosis: Diagnosis) -> dict[str, Any]:
 
 def render_json(diagnosis: Diagnosis) -> str:
     return json.dumps(to_json_dict(diagnosis), indent=2, ensure_ascii=False) + "\n"
+
+
+def _changes(changes: object) -> str:
+    """{'cutoff_len': 1024, 'liger': True} → 'cutoff_len: 1024, liger: true' (as the YAML would read)."""
+    if not isinstance(changes, dict):
+        return str(changes)
+    return ", ".join(f"{key}: {str(value).lower() if isinstance(value, bool) else value}"
+                     for key, value in changes.items())
+
+
+def _size(value: object) -> str:
+    return format_bytes(value) if isinstance(value, int) else "?"

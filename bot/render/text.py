@@ -36,7 +36,11 @@ def render_config(config: ConfigReport) -> list[str]:
         if verdict.max_batch_size is not None or verdict.max_cutoff_len is not None:
             sizing = (f"; largest batch {verdict.max_batch_size or '—'}, largest cutoff_len "
                       f"{verdict.max_cutoff_len or '—'}")
-        min_gpus = verdict.min_gpus if verdict.min_gpus is not None else f"more than the pool's {verdict.gpus}"
+        min_gpus: object = verdict.min_gpus
+        if min_gpus is None:
+            sharded = int(config.plan.get("zero_stage") or 0) > 0
+            min_gpus = (f"more than the pool's {verdict.gpus}" if sharded
+                        else "none: without ZeRO every GPU holds the whole model state")
         lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}): {LABEL[verdict.verdict]} — "
                      f"{gib(verdict.peak_bytes)} of {gib(verdict.capacity_bytes)} usable per GPU "
                      f"({_signed(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")

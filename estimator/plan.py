@@ -17,6 +17,7 @@ import yaml
 
 from estimator.deepspeed import DeepSpeedConfig, parse_deepspeed
 from estimator.errors import InputError, RejectedConfig
+from estimator.llamafactory_rules import rejections
 
 MAX_CONFIG_BYTES = 1_000_000  # a training YAML is a few KB; anything this large is not one
 
@@ -246,65 +247,6 @@ def _attention(raw: Mapping[str, Any], path: str, lines: Mapping[str, int]) -> t
     return mapping[value], note
 
 
-def rejected_combinations(raw: Mapping[str, Any], zero_stage: int, world_size: int | None = None
-                          ) -> list[tuple[str, str]]:
-    """Combinations LLaMA-Factory's argument parser rejects, as (key, LLaMA-Factory's own message)."""
-    ft = str(raw.get("finetuning_type", "lora") or "lora").lower()
-    stage = str(raw.get("stage", "sft") or "sft").lower()
-    quant = raw.get("quantization_bit")
-    galore, apollo, badam = bool(raw.get("use_galore")), bool(raw.get("use_apollo")), bool(raw.get("use_badam"))
-    problems: list[tuple[str, str]] = []
-    if quant is not None and ft not in ("lora", "oft"):  # parser.py _verify_model_args l.237
-        problems.append(("quantization_bit", "Quantization is only compatible with the LoRA or OFT method."))
-    if raw.get("adapter_name_or_path") and ft != "lora":  # parser.py l.233
-        problems.append(("adapter_name_or_path", "Adapter is only valid for the LoRA method."))
-    if raw.get("pure_bf16") and zero_stage == 3:  # parser.py l.503
-        problems.append(("pure_bf16", "`pure_bf16` is incompatible with DeepSpeed ZeRO-3."))
-    if (galore or apollo) and raw.get("deepspeed"):  # parser.py l.519
-        problems.append(("use_galore" if galore else "use_apollo",
-                         "GaLore and APOLLO are incompatible with DeepSpeed yet."))
-    if ft == "lora" and (galore or apollo or badam):  # finetuning_args.py __post_init__
-        key = "use_galore" if galore else "use_apollo" if apollo else "use_badam"
-        problems.append((key, "Cannot use LoRA with GaLore, APOLLO or BAdam together."))
-    if galore + apollo + badam > 1:  # finetuning_args.py __post_init__
-        problems.append(("use_galore", "Cannot use GaLore, APOLLO or BAdam together."))
-    if ft != "lora":  # finetuning_args.py: LoRA-only options
-        for key in ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio"):
-            if raw.get(key):
-                problems.append((key, f"`{key}` is only valid for LoRA training."))
-    if stage == "ppo" and not raw.get("reward_model"):  # finetuning_args.py l.601
-        problems.append(("stage", "`reward_model` is necessary for PPO training."))
-    if stage == "ppo" and str(raw.get("reward_model_type", "lora")).lower() == "lora" and ft != "lora":
-        problems.append(("reward_model_type", "`reward_model_type` cannot be lora for Freeze/Full PPO training."))
-    if raw.get("use_unsloth") and zero_stage == 3:  # parser.py l.533
-        problems.append(("use_unsloth", "Unsloth is incompatible with DeepSpeed ZeRO-3."))
-    if str(raw.get("quantization_device_map", "") or "").lower() == "auto":  # parser.py l.493
-        problems.append(("quantization_device_map", "Cannot use device map for quantized models in training."))
-    if raw.get("fp8") and quant is not None:  # parser.py l.527
-        problems.append(("fp8", "FP8 training is not compatible with quantization."))
-    if stage != "sft":  # parser.py l.418-426
-        for key, what in (("neat_packing", "`neat_packing`"), ("train_on_prompt", "`train_on_prompt`"),
-                          ("mask_history", "`mask_history`"), ("predict_with_generate", "`predict_with_generate`")):
-            if raw.get(key):
-                problems.append((key, f"{what} cannot be set as True except SFT."))
-    if raw.get("predict_with_generate") and zero_stage == 3:  # parser.py l.487
-        problems.append(("predict_with_generate", "`predict_with_generate` is incompatible with DeepSpeed ZeRO-3."))
-    distributed = world_size is not None and world_size > 1
-    if distributed and (raw.get("galore_layerwise") or raw.get("apollo_layerwise")):  # parser.py l.507/510
-        problems.append(("galore_layerwise", "Distributed training does not support layer-wise GaLore/APOLLO."))
-    if distributed and badam:  # parser.py l.514/516
-        if str(raw.get("badam_mode", "layer")).lower() == "ratio":  # LF's own spelling
-            problems.append(("badam_mode", "Radio-based BAdam does not yet support distributed training, "
-                                           "use layer-wise BAdam."))
-        elif zero_stage != 3:
-            problems.append(("use_badam", "Layer-wise BAdam only supports DeepSpeed ZeRO-3 training."))
-    if (raw.get("galore_layerwise") or raw.get("apollo_layerwise")) and int(
-            raw.get("gradient_accumulation_steps", 1) or 1) > 1:  # trainer_utils.py
-        problems.append(("gradient_accumulation_steps",
-                         "Per-layer GaLore/APOLLO does not support gradient accumulation."))
-    return problems
-
-
 def parse_plan(text: str, path: str, read_file: Callable[[str], str] | None = None,
                world_size: int | None = None) -> TrainingPlan:
     """Resolve a LLaMA-Factory YAML. `read_file(repo_path)` reads the DeepSpeed JSON it references."""
@@ -320,11 +262,13 @@ def parse_plan(text: str, path: str, read_file: Callable[[str], str] | None = No
     if deepspeed is not None:
         deepspeed = deepspeed.resolve_auto(bf16=bf16, fp16=fp16)
     zero_stage = deepspeed.stage if deepspeed else 0
-    problems = rejected_combinations(raw, zero_stage, world_size)
-    if problems:
-        key, message = problems[0]
-        raise RejectedConfig(f"LLaMA-Factory rejects this config: {message}", file=path, key=key,
-                             line=lines.get(key))
+    # The first combination LLaMA-Factory stops on. quantization.py's ZeRO-3 checks run only when LLaMA-Factory
+    # loads the model: those configs are still sized, and the quantization-zero3 rule reports the rejection.
+    blocking = [r for r in rejections(raw, zero_stage, world_size or 1) if r.phase != "model loading"]
+    if blocking:
+        first = blocking[0]
+        raise RejectedConfig(f"LLaMA-Factory rejects this config: {first.text}", file=path, key=first.key,
+                             line=lines.get(first.key))
 
     stage = _choice(raw, "stage", "sft", STAGES, path, lines)
     attention, attention_note = _attention(raw, path, lines)

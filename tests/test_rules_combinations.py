@@ -68,6 +68,9 @@ CASES = [
          "Unsloth is incompatible with DeepSpeed ZeRO-3."),
     Case("zero3-incompatible", "use_unsloth: true\n" + Z2, None),
     Case("zero3-incompatible", "pissa_init: true\n" + Z3, "pissa_init", "scripts/pissa_init.py"),
+    Case("zero3-incompatible", "use_kt: true\n" + Z3, "use_kt", "KTransformers is incompatible with DeepSpeed ZeRO-3."),
+    Case("zero3-incompatible", "do_eval: true\npredict_with_generate: true\n" + Z3, "predict_with_generate",
+         "`predict_with_generate` is incompatible with DeepSpeed ZeRO-3."),
     # method-options
     Case("method-options", "finetuning_type: full\nuse_dora: true\n", "use_dora",
          "`use_dora` is only valid for LoRA training."),
@@ -107,6 +110,23 @@ CASES = [
     Case("quantization-zero3", "quantization_bit: 4\n" + Z3, "quantization_bit", "neither bf16 nor fp16"),
     Case("quantization-zero3", "quantization_bit: 4\nbf16: true\n" + Z3, None),
     Case("quantization-zero3", "quantization_bit: 8\n" + Z2, None),
+    Case("quantization-zero3", "quantization_bit: 8\nquantization_method: eetq\nbf16: true\n" + Z3,
+         "quantization_method", "EETQ quantization is incompatible with DeepSpeed ZeRO-3 or FSDP."),
+    # quantization-training
+    Case("quantization-training", "quantization_bit: 4\nquantization_device_map: auto\n", "quantization_device_map",
+         "Cannot use device map for quantized models in training."),
+    Case("quantization-training", "quantization_bit: 4\nfp8: true\n", "fp8",
+         "FP8 training is not compatible with quantization."),
+    Case("quantization-training", "fp8: true\n", None),
+    Case("quantization-training", "quantization_bit: 4\nquantization_device_map: cpu\n", None),
+    # sft-only-options
+    Case("sft-only-options", "stage: dpo\nneat_packing: true\n", "neat_packing",
+         "`neat_packing` cannot be set as True except SFT."),
+    Case("sft-only-options", "stage: kto\nmask_history: true\n", "mask_history",
+         "`train_on_prompt` or `mask_history` cannot be set as True except SFT."),
+    Case("sft-only-options", "stage: rm\npredict_with_generate: true\n", "predict_with_generate",
+         "`predict_with_generate` cannot be set as True except SFT."),
+    Case("sft-only-options", "stage: sft\nneat_packing: true\ntrain_on_prompt: true\n", None),
     # deepspeed-file
     Case("deepspeed-file", Z3, "deepspeed", "not found",
          extra={"deepspeed_error": "DeepSpeed config 'examples/deepspeed/ds_z3_config.json' not found"}),

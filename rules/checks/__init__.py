@@ -12,13 +12,15 @@ import pkgutil
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
+from estimator import llamafactory_rules
 from estimator.errors import InputError
+from estimator.llamafactory_rules import Rejection
 from rules.report import Finding, Severity
 
 if TYPE_CHECKING:  # only for annotations: rules run on the raw YAML when no plan could be built
@@ -27,7 +29,6 @@ if TYPE_CHECKING:  # only for annotations: rules run on the raw YAML when no pla
 
 RuleCheck = Callable[["RuleContext"], Iterator[Finding]]
 
-_TRUE_WORDS = ("true", "yes", "on", "1")
 _ZERO3_NAME = re.compile(r"(?:zero|z)_?3", re.IGNORECASE)
 
 
@@ -61,29 +62,19 @@ class RuleContext:
         return self.key_lines.get(key)
 
     def has(self, key: str) -> bool:
-        return key in self.raw and self.raw[key] is not None
+        return llamafactory_rules.has(self.raw, key)
 
     def flag(self, key: str) -> bool:
-        """A boolean key as HfArgumentParser reads it (YAML true, or the strings true/yes/1)."""
-        value = self.raw.get(key)
-        if isinstance(value, str):
-            return value.strip().lower() in _TRUE_WORDS
-        return bool(value)
+        """A boolean key as HfArgumentParser reads it (YAML true, or the strings true/yes/on/1)."""
+        return llamafactory_rules.flag(self.raw, key)
 
     def text(self, key: str, default: str) -> str:
         """A string-valued key, lower-cased, with LLaMA-Factory's default when absent."""
-        value = self.raw.get(key)
-        return default if value is None else str(value).strip().lower()
+        return llamafactory_rules.text(self.raw, key, default)
 
     def number(self, key: str, default: int) -> int:
         """An integer key; values that are not integers count as the default (the plan reports them)."""
-        value = self.raw.get(key)
-        if isinstance(value, bool) or value is None:
-            return default
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return default
+        return llamafactory_rules.number(self.raw, key, default)
 
     @property
     def finetuning_type(self) -> str:
@@ -115,9 +106,21 @@ class RuleContext:
             return int(stage) if isinstance(stage, int) else 0
         return 3 if _ZERO3_NAME.search(str(value)) else 0
 
+    @cached_property
+    def rejections(self) -> list[Rejection]:
+        """Every combination LLaMA-Factory rejects in this config (estimator/llamafactory_rules.py)."""
+        return llamafactory_rules.rejections(self.raw, self.zero_stage, self.world_size)
+
     def finding(self, rule: str, severity: Severity, message: str, key: str | None) -> Finding:
         return Finding(rule=rule, severity=severity, message=message,
                        line=self.line(key) if key is not None else None)
+
+
+def rejection_findings(ctx: RuleContext, rule: str, severity: Severity) -> Iterator[Finding]:
+    """The findings of one rule family of LLaMA-Factory's rejections: its message, our hint, the key's line."""
+    for rejection in ctx.rejections:
+        if rejection.rule == rule:
+            yield ctx.finding(rule, severity, rejection.text, rejection.key)
 
 
 def yaml_mapping(text: str, path: str) -> tuple[dict[str, Any], dict[str, int]]:

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.checks import RuleContext
+from estimator.llamafactory_rules import PPO_REWARD_MODEL
+from rules.checks import RuleContext, rejection_findings
 from rules.report import Finding, Severity
 
-ID = "ppo-reward-model"
+ID = PPO_REWARD_MODEL
 SEVERITY: Severity = "error"
 
 
 def check(ctx: RuleContext) -> Iterator[Finding]:
-    if ctx.stage != "ppo":
-        return
-    # hparams/finetuning_args.py FinetuningArguments.__post_init__ (v0.9.5)
-    if not ctx.has("reward_model"):
-        yield ctx.finding(ID, SEVERITY, "`reward_model` is necessary for PPO training.", "stage")
-    if ctx.text("reward_model_type", "lora") == "lora" and ctx.finetuning_type != "lora":
-        key = "reward_model_type" if ctx.has("reward_model_type") else "finetuning_type"
-        yield ctx.finding(ID, SEVERITY, "`reward_model_type` cannot be lora for Freeze/Full PPO training.",
-                          key)
+    return rejection_findings(ctx, ID, SEVERITY)  # conditions and LF sources: estimator/llamafactory_rules.py

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.checks import RuleContext
+from estimator.llamafactory_rules import PURE_BF16_ZERO3
+from rules.checks import RuleContext, rejection_findings
 from rules.report import Finding, Severity
 
-ID = "pure-bf16-zero3"
+ID = PURE_BF16_ZERO3
 SEVERITY: Severity = "error"
 
 
 def check(ctx: RuleContext) -> Iterator[Finding]:
-    if ctx.flag("pure_bf16") and ctx.zero_stage == 3:  # hparams/parser.py get_train_args (v0.9.5)
-        yield ctx.finding(ID, SEVERITY, "`pure_bf16` is incompatible with DeepSpeed ZeRO-3. "
-                          "(use bf16: true, or ZeRO-2)", "pure_bf16")
+    return rejection_findings(ctx, ID, SEVERITY)  # conditions and LF sources: estimator/llamafactory_rules.py

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.checks import RuleContext
+from estimator.llamafactory_rules import QUANTIZATION_ZERO3
+from rules.checks import RuleContext, rejection_findings
 from rules.report import Finding, Severity
 
-ID = "quantization-zero3"
+ID = QUANTIZATION_ZERO3
 SEVERITY: Severity = "error"
 
 
 def check(ctx: RuleContext) -> Iterator[Finding]:
-    if ctx.zero_stage != 3 or not ctx.has("quantization_bit"):
+    rejected = list(rejection_findings(ctx, ID, SEVERITY))  # LF's own: estimator/llamafactory_rules.py
+    yield from rejected
+    if rejected or ctx.zero_stage != 3 or ctx.number("quantization_bit", 0) != 4:
         return
-    bits = ctx.number("quantization_bit", 0)
-    method = ctx.text("quantization_method", "bnb")
-    # model/model_utils/quantization.py configure_quantization (v0.9.5), LLaMA-Factory's messages.
-    if method == "bnb" and bits != 4:
-        yield ctx.finding(ID, SEVERITY, "Only 4-bit quantized model can use fsdp+qlora or auto device map. "
-                          f"(quantization_bit: {bits} with ZeRO-3)", "quantization_bit")
-    elif method == "hqq":
-        yield ctx.finding(ID, SEVERITY, "HQQ quantization is incompatible with DeepSpeed ZeRO-3 or FSDP.",
-                          "quantization_method")
-    elif method == "eetq":
-        yield ctx.finding(ID, SEVERITY, "EETQ quantization is incompatible with DeepSpeed ZeRO-3 or FSDP.",
-                          "quantization_method")
-    elif method == "bnb" and not (ctx.flag("bf16") or ctx.flag("fp16") or ctx.flag("pure_bf16")):
+    if ctx.text("quantization_method", "bnb") == "bnb" and not (
+            ctx.flag("bf16") or ctx.flag("fp16") or ctx.flag("pure_bf16")):
         # LLaMA-Factory sets bnb_4bit_quant_storage = compute_dtype ("crucial for fsdp+qlora"), and the
         # DeepSpeed JSON's "auto" precision follows bf16/fp16: with neither set, ZeRO-3 partitions in
         # fp32 while the 4-bit weights are stored in the checkpoint's half dtype.

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.checks import RuleContext
+from estimator.llamafactory_rules import ZERO3_INCOMPATIBLE
+from rules.checks import RuleContext, rejection_findings
 from rules.report import Finding, Severity
 
-ID = "zero3-incompatible"
+ID = ZERO3_INCOMPATIBLE
 SEVERITY: Severity = "error"
-
-# hparams/parser.py get_train_args (v0.9.5), each with LLaMA-Factory's own message.
-_MESSAGES = (
-    ("use_unsloth", "Unsloth is incompatible with DeepSpeed ZeRO-3."),
-    ("use_kt", "KTransformers is incompatible with DeepSpeed ZeRO-3."),
-    ("pissa_init", "Please use scripts/pissa_init.py to initialize PiSSA in DeepSpeed ZeRO-3."),
-    ("predict_with_generate", "`predict_with_generate` is incompatible with DeepSpeed ZeRO-3."),
-)
 
 
 def check(ctx: RuleContext) -> Iterator[Finding]:
-    if ctx.zero_stage != 3:
-        return
-    for key, message in _MESSAGES:
-        if ctx.flag(key):
-            yield ctx.finding(ID, SEVERITY, message, key)
+    return rejection_findings(ctx, ID, SEVERITY)  # conditions and LF sources: estimator/llamafactory_rules.py

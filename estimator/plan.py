@@ -262,9 +262,9 @@ def parse_plan(text: str, path: str, read_file: Callable[[str], str] | None = No
     if deepspeed is not None:
         deepspeed = deepspeed.resolve_auto(bf16=bf16, fp16=fp16)
     zero_stage = deepspeed.stage if deepspeed else 0
-    # The first combination LLaMA-Factory stops on. quantization.py's ZeRO-3 checks run only when LLaMA-Factory
-    # loads the model: those configs are still sized, and the quantization-zero3 rule reports the rejection.
-    blocking = [r for r in rejections(raw, zero_stage, world_size or 1) if r.phase != "model loading"]
+    # The first combination LLaMA-Factory stops on — while parsing its arguments, or (quantization.py's ZeRO-3
+    # checks) when it loads the model: either way the run dies before training, so no estimate is given.
+    blocking = rejections(raw, zero_stage, world_size or 1)
     if blocking:
         first = blocking[0]
         raise RejectedConfig(f"LLaMA-Factory rejects this config: {first.text}", file=path, key=first.key,

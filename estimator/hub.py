@@ -94,7 +94,6 @@ class ModelResolver:
             EntryNotFoundError,
             GatedRepoError,
             HfHubHTTPError,
-            LocalEntryNotFoundError,
             RepositoryNotFoundError,
         )
 
@@ -104,28 +103,9 @@ class ModelResolver:
         try:
             path = hf_hub_download(model_id, "config.json", endpoint=self.endpoint, token=self.token or None,
                                    cache_dir=self.cache_dir, local_files_only=self.offline)
-        except GatedRepoError:
+        except (GatedRepoError, RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError, OSError) as error:
             self.hub_errors += 1
-            raise ModelGated(f"model '{model_id}' is gated on the Hub: accept its licence and set HF_TOKEN "
-                             "to a token that may read it, or pass --model with a local config.json") from None
-        except RepositoryNotFoundError:
-            self.hub_errors += 1
-            raise ModelNotFound(f"model '{model_id}' not found on the Hub (misspelt, or private without "
-                                "HF_TOKEN)") from None
-        except LocalEntryNotFoundError:
-            self.hub_errors += 1
-            raise ModelNotFound(f"model '{model_id}' is not in the local cache and the Hub cannot be reached; "
-                                "pass --model with a local config.json") from None
-        except EntryNotFoundError:
-            self.hub_errors += 1
-            raise ModelNotFound(f"model '{model_id}' has no config.json on the Hub") from None
-        except HfHubHTTPError as error:
-            self.hub_errors += 1
-            status = getattr(getattr(error, "response", None), "status_code", None)
-            raise ModelNotFound(f"the Hub answered {status or 'an error'} for '{model_id}'") from None
-        except OSError as error:
-            self.hub_errors += 1
-            raise ModelNotFound(f"could not fetch '{model_id}' from the Hub ({type(error).__name__})") from None
+            raise _hub_error(model_id, error) from None
         config = _read_config(Path(path), model_id)
         try:
             return model_spec_from_config(config, model_id)
@@ -140,3 +120,30 @@ class ModelResolver:
             dtype = max(counts, key=lambda k: counts[k]).lower()
             dtype = {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}.get(dtype, dtype)
             return model_spec_from_safetensors(config, model_id, sum(counts.values()), dtype)
+
+
+def _hub_error(model_id: str, error: Exception) -> InputError:
+    """One clear line per way the Hub can fail (checked most specific first: the client's errors subclass
+    each other, e.g. a cache miss while offline is an EntryNotFoundError)."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    if isinstance(error, GatedRepoError):
+        return ModelGated(f"model '{model_id}' is gated on the Hub: accept its licence and set HF_TOKEN to a token "
+                          "that may read it, or pass --model with a local config.json")
+    if isinstance(error, RepositoryNotFoundError):
+        return ModelNotFound(f"model '{model_id}' not found on the Hub (misspelt, or private without HF_TOKEN)")
+    if isinstance(error, LocalEntryNotFoundError):
+        return ModelNotFound(f"model '{model_id}' is not in the local cache and the Hub cannot be reached; "
+                             "pass --model with a local config.json")
+    if isinstance(error, EntryNotFoundError):
+        return ModelNotFound(f"model '{model_id}' has no config.json on the Hub")
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        return ModelNotFound(f"the Hub answered {status or 'an error'} for '{model_id}'")
+    return ModelNotFound(f"could not fetch '{model_id}' from the Hub ({type(error).__name__})")

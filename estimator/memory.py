@@ -20,7 +20,6 @@ from estimator.constants import (
     NF4_BYTES_PER_PARAM,
     RESERVED_FLOOR_BYTES,
     RESERVED_FRACTION,
-    GiB,
 )
 from estimator.errors import InputError
 from estimator.model import ModelSpec
@@ -409,7 +408,7 @@ def _optimizer_step_temp(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> 
     if plan.deepspeed is not None or plan.eight_bit_optimizer:
         return 0
     state = _trainable_bytes(model, plan)
-    if plan.optim in ("adamw_torch", "adamw_hf") and not plan.optim.endswith("fused"):
+    if plan.optim in ("adamw_torch", "adamw_hf"):
         return state * t.params  # foreach implementation (the default for plain torch.optim.AdamW on CUDA)
     return 0
 
@@ -450,7 +449,3 @@ def _assumptions(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainabl
         notes.append("PPO generation (KV cache, value head) is approximated by the SFT step")
     return tuple(notes)
 
-
-def gib(n: int | float) -> str:
-    """Bytes → 'X.Y GiB' (one decimal, 2^30)."""
-    return f"{n / GiB:.1f} GiB"

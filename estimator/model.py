@@ -9,7 +9,7 @@ tests/test_model_spec.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from estimator.errors import UnsupportedArchitecture
@@ -457,7 +457,7 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
         vision = _qwen2_vl_vision(config.get("vision_config") or {})
         parts = dict(spec.parts)
         parts["vision"] = vision
-        return _replace(spec, model_type=model_type, parts=parts, checkpoint_dtype=_dtype(c))
+        return replace(spec, model_type=model_type, parts=parts, checkpoint_dtype=_dtype(c))
     if model_type in _LLAMA_FAMILIES:
         return _llama_like(c, family=model_type, tie_default=_LLAMA_FAMILIES[model_type])
     if model_type in ("qwen3_5", "qwen3_5_text"):
@@ -507,8 +507,3 @@ def model_spec_from_safetensors(config: Mapping[str, Any] | None, model_id: str,
         checkpoint_dtype=dtype, parts=parts, source="safetensors header",
     )
 
-
-def _replace(spec: ModelSpec, **changes: Any) -> ModelSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)

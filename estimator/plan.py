@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -423,7 +423,7 @@ def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None 
         return _read_bounded(target)
 
     plan = parse_plan(text, relative, read, world_size)
-    return _with_path(plan, str(path))
+    return replace(plan, path=str(path))
 
 
 def _read_bounded(path: Path) -> str:
@@ -433,8 +433,3 @@ def _read_bounded(path: Path) -> str:
         raise InputError(f"file is larger than {MAX_CONFIG_BYTES // 1000} KB; not a training config", file=str(path))
     return data.decode("utf-8", errors="replace")
 
-
-def _with_path(plan: TrainingPlan, path: str) -> TrainingPlan:
-    from dataclasses import replace
-
-    return replace(plan, path=path)

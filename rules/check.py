@@ -14,10 +14,11 @@ from typing import Protocol
 
 from estimator.errors import InputError
 from estimator.hub import ModelResolver
-from estimator.memory import World, estimate, gib
+from estimator.memory import World, estimate
 from estimator.model import ModelSpec
 from estimator.plan import MAX_CONFIG_BYTES, TrainingPlan, parse_plan
 from estimator.suggest import suggest
+from estimator.units import gib
 from rules.checks import RuleContext, run_rules
 from rules.policy import Policy, Pool, Target, parse_target_comment
 from rules.report import ConfigReport, Finding, Parameters, RunReport, Suggestion, Verdict, YamlEdit

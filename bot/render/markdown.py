@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from estimator.constants import GiB
+from estimator.units import gib, signed_gib
 from rules.report import ConfigReport, Finding, RunReport, Suggestion, Verdict, YamlEdit
 
 MARKER = "<!-- vram-check -->"
 GITHUB_COMMENT_LIMIT = 65_536  # "Body is too long (maximum is 65536 characters)"
 BUDGET = 64_000  # leaves room for the truncation note and the footer
-GIB = 1 << 30
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "buffers", "overhead")
 
 VERDICT_LABEL = {"fit": "✅ fits", "tight": "⚠️ tight", "no-fit": "❌ no fit", "error": "⛔ error"}
@@ -36,16 +37,6 @@ class RenderContext:
     inline_suggestions: frozenset[tuple[str, int, str]] = field(default_factory=frozenset)  # posted inline
     notes: tuple[str, ...] = ()  # front-level notes (file-count limits, ...)
     footer: bool = True
-
-
-def gib(size: int) -> str:
-    """Bytes as GiB with one decimal (binary gibibytes, 2^30 bytes)."""
-    return f"{size / GIB:.1f} GiB"
-
-
-def signed_gib(size: int) -> str:
-    sign = "+" if size > 0 else "−" if size < 0 else "±"
-    return f"{sign}{abs(size) / GIB:.1f} GiB"
 
 
 def _code(text: str) -> str:
@@ -135,7 +126,7 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
 def _mermaid(config: ConfigReport, parts: Sequence[tuple[str, int]]) -> str:
     shown = [(name, size) for name, size in parts if size > 0]
     lines = [f"pie showData title {config.path.replace(chr(34), '')} · GiB per GPU"]
-    lines += [f'    "{name}" : {size / GIB:.1f}' for name, size in shown]
+    lines += [f'    "{name}" : {size / GiB:.1f}' for name, size in shown]
     return _fence("\n".join(lines), "mermaid")
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from estimator.memory import gib
+from estimator.units import gib, signed_gib
 from rules.report import ConfigReport, RunReport
 
 LABEL = {"fit": "FIT", "tight": "TIGHT", "no-fit": "NO-FIT", "error": "ERROR"}
 BREAKDOWN = (("weights", "weights"), ("gradients", "gradients"), ("optimizer", "optimizer states"),
              ("activations", "activations"), ("logits", "logits + loss"), ("buffers", "buffers (DDP/ZeRO, cuBLAS)"))
 
-
-def _signed(n: int) -> str:
-    return ("+" if n >= 0 else "−") + gib(abs(n))
 
 
 def render_config(config: ConfigReport) -> list[str]:
@@ -43,10 +40,10 @@ def render_config(config: ConfigReport) -> list[str]:
                         else "none: without ZeRO every GPU holds the whole model state")
         lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}): {LABEL[verdict.verdict]} — "
                      f"{gib(verdict.peak_bytes)} of {gib(verdict.capacity_bytes)} usable per GPU "
-                     f"({_signed(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")
+                     f"({signed_gib(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")
     if config.base_delta is not None:
         what = ", ".join(config.base_changes) or "no memory-relevant key changed"
-        lines.append(f"  vs base: {_signed(config.base_delta)} per GPU ({what})")
+        lines.append(f"  vs base: {signed_gib(config.base_delta)} per GPU ({what})")
     for finding in config.findings:
         where = f"line {finding.line}: " if finding.line else ""
         lines.append(f"  {finding.severity}: {where}{finding.message} [{finding.rule}]")

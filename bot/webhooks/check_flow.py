@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from bot.github_adapter import ChangedFile, FileTooLarge, GitHubUnavailable, PullRequestGateway, RepoFiles
-from bot.render.markdown import MARKER, RenderContext, gib, merged_edits, render_markdown
+from bot.render.markdown import MARKER, RenderContext, merged_edits, render_markdown
 from bot.webhooks.jobs import CheckJob, JobOutcome
 from estimator.errors import InputError
+from estimator.units import gib
 from rules.policy import POLICY_PATH, Policy, Target, default_policy, load_policy, looks_like_training_config
 from rules.report import RunReport
 

@@ -18,9 +18,10 @@ from estimator.hub import ModelResolver
 from estimator.memory import World, estimate
 from estimator.plan import load_plan
 from estimator.suggest import suggest
-from rules.check import WorkingTree, check_config
 from rules.gpus import find_gpu
+from rules.pipeline import check_config
 from rules.policy import load_policy
+from rules.sources import ParsedFiles, WorkingTree
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -67,7 +68,7 @@ def main() -> None:
                         files.read_text), 50), 0.1)
     policy = load_policy((EXAMPLES / ".github" / "vram-check.yml").read_text())
     report("whole check of one config (all pools, sizing)", timed(
-        lambda: check_config(rel, files, policy, resolver), 20), 0.5)
+        lambda: check_config(rel, ParsedFiles(files), policy, resolver), 20), 0.5)
 
 
 if __name__ == "__main__":

@@ -20,20 +20,31 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
 from bot.github_adapter import GitHubClients, GitHubUnavailable, PullRequestGateway
-from bot.local import GitRevision, changed_since, discover, git_root, read_policy, repo_root_for, resolver_from_env
+from bot.local import (
+    GitRevision,
+    changed_since,
+    discover,
+    git_root,
+    read_local_policy,
+    repo_root_for,
+    resolver_from_env,
+)
 from bot.render.markdown import RenderContext, render_markdown
 from bot.render.text import render_text
 from bot.settings import DEFAULT_API_URL, Settings
-from bot.webhooks.check_flow import upsert_summary
+from bot.sticky_comment import upsert_summary
 from estimator.errors import InputError
-from rules.check import WorkingTree, check_configs
-from rules.policy import POLICY_PATH, FailOn, Policy, load_policy
-from rules.report import ConfigReport, RunReport, Verdict
+from estimator.units import gib
+from rules.gate import GateResult, judge
+from rules.pipeline import check_configs
+from rules.policy import FAIL_ON_WORDS, POLICY_PATH, Policy, failing_verdicts, read_policy
+from rules.report import RunReport
+from rules.sources import ParsedFiles, WorkingTree
 
 MAX_ANNOTATIONS = 10  # GitHub shows at most 10 error and 10 warning annotations per step
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
@@ -51,7 +62,7 @@ class ActionInputs:
     base: str | None
     output_format: Literal["text", "markdown", "json"]
     comment: bool
-    fail_on: FailOn | None
+    fail_on: frozenset[str] | None  # the verdicts that fail, as `fail-on` lists them; None: the policy's
     changed_only: bool
     report_path: Path
     token: str | None
@@ -64,10 +75,12 @@ class ActionInputs:
         output_format = text("FORMAT") or "text"
         if output_format not in ("text", "markdown", "json"):
             raise InputError(f"input 'format' must be text, markdown or json, got '{output_format}'")
-        fail_on = text("FAIL-ON") or text("FAIL_ON") or None
-        if fail_on is not None and fail_on not in get_args(FailOn):
-            raise InputError(f"input 'fail-on' must be one of {', '.join(get_args(FailOn))} (or empty for the "
-                             f"policy's fail_on), got '{fail_on}'")
+        fail_on_text = text("FAIL-ON") or text("FAIL_ON")
+        try:
+            fail_on = failing_verdicts(fail_on_text.replace(",", " ").split()) if fail_on_text else None
+        except ValueError:
+            raise InputError(f"input 'fail-on' takes {', '.join(FAIL_ON_WORDS)} (several separated by commas, or "
+                             f"empty for the policy's fail_on), got '{fail_on_text}'") from None
         comment = text("COMMENT").lower()
         if comment not in TRUE + FALSE:
             raise InputError(f"input 'comment' must be true or false, got '{comment}'")
@@ -78,15 +91,15 @@ class ActionInputs:
         report = text("REPORT-PATH") or text("REPORT_PATH")
         return cls(paths=tuple(text("PATHS").split()), policy=text("POLICY") or None, base=text("BASE") or None,
                    output_format=output_format,  # type: ignore[arg-type]  # checked above
-                   comment=comment in TRUE, fail_on=fail_on,  # type: ignore[arg-type]  # checked above
+                   comment=comment in TRUE, fail_on=fail_on,
                    changed_only=changed_only in TRUE,
                    report_path=Path(report) if report else default_report,
                    token=text("GITHUB-TOKEN") or text("GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or None)
 
 
 @dataclass(frozen=True)
-class PullRequestEvent:
-    """What the Action needs from a pull_request event payload."""
+class ActionEvent:
+    """What the Action needs from the workflow's pull_request event payload."""
 
     repository: str
     number: int
@@ -96,7 +109,7 @@ class PullRequestEvent:
     from_fork: bool
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PullRequestEvent | None:
+    def from_env(cls, env: Mapping[str, str]) -> ActionEvent | None:
         if env.get("GITHUB_EVENT_NAME", "pull_request") not in PULL_REQUEST_EVENTS:
             return None
         path = env.get("GITHUB_EVENT_PATH")
@@ -142,34 +155,30 @@ def workflow_command(annotation: Annotation) -> str:
     return f"::{annotation.level} {','.join(props)}::{escape_data(annotation.message)}"
 
 
-def primary(config: ConfigReport) -> Verdict | None:
-    """The verdict for the config's own target pool (the first); the others are for comparison."""
-    return config.verdicts[0] if config.verdicts else None
-
-
-def annotations_for(report: RunReport, policy: Policy, file_for: Mapping[str, str]) -> list[Annotation]:
+def annotations_for(report: RunReport, gate: GateResult, file_for: Mapping[str, str]) -> list[Annotation]:
     """Failing verdicts and broken configs as errors, tight verdicts and rule findings as warnings."""
     found: list[Annotation] = []
+    fails = {outcome.path: outcome.fails for outcome in gate.outcomes}
     for config in report.configs:
         file = file_for[config.path]
         if config.error is not None:
             found.append(Annotation("error", file, None, "vram-check: could not check", config.error, 1e18))
-        verdict = primary(config)
+        verdict = config.target
         if verdict is not None and verdict.verdict != "fit":
-            fails = policy.fails(verdict.verdict, verdict.peak_bytes, verdict.capacity_bytes)
-            message = (f"{verdict.verdict}: {verdict.peak_bytes / 2**30:.1f} GiB per GPU at the peak, "
-                       f"{verdict.capacity_bytes / 2**30:.1f} GiB usable on {verdict.gpu} "
+            message = (f"{verdict.verdict}: {gib(verdict.peak_bytes)} per GPU at the peak, "
+                       f"{gib(verdict.capacity_bytes)} usable on {verdict.gpu} "
                        f"(pool {verdict.pool}, {verdict.gpus} GPUs)")
             if config.suggestions:
                 best = config.suggestions[0]
                 changes = ", ".join(f"{key}: {value}" for key, value in best.changes.items())
-                message += f". Smallest change: {changes} → {best.peak_bytes / 2**30:.1f} GiB ({best.verdict})"
-            found.append(Annotation("error" if fails else "warning", file, None, f"vram-check: {verdict.verdict}",
+                message += f". Smallest change: {changes} → {gib(best.peak_bytes)} ({best.verdict})"
+            level: Level = "error" if fails[config.path] else "warning"
+            found.append(Annotation(level, file, None, f"vram-check: {verdict.verdict}",
                                     message, float(verdict.peak_bytes - verdict.capacity_bytes) + 1e15))
         for finding in config.findings:
             if finding.severity == "info":
                 continue
-            level: Level = "error" if finding.severity == "error" else "warning"
+            level = "error" if finding.severity == "error" else "warning"
             found.append(Annotation(level, file, finding.line, f"vram-check: {finding.rule}", finding.message, 0.0))
     return found
 
@@ -188,32 +197,22 @@ def emit_annotations(annotations: list[Annotation]) -> list[str]:
     return lines
 
 
-def overall(report: RunReport) -> tuple[str, int]:
-    """(worst target-pool verdict, number of configs that do not fit their target pool)."""
-    order = ("none", "fit", "tight", "no-fit", "error")
-    worst = "none"
-    no_fit = 0
-    for config in report.configs:
-        verdict = primary(config)
-        name = "error" if config.error is not None or verdict is None else verdict.verdict
-        no_fit += name == "no-fit"
-        worst = max(worst, name, key=order.index)
-    return worst, no_fit
-
-
 def load_action_policy(root: Path, inputs: ActionInputs, base: str | None, notes: list[str]) -> Policy:
     """The explicit policy file, else the base commit's (a pull request cannot loosen its own check), else the
     working tree's, else the defaults; `fail-on` overrides the policy's fail_on."""
     policy: Policy | None = None
     if inputs.policy is None and base is not None and (root / POLICY_PATH).is_file():
+        at_base = GitRevision(root, base)
         try:
-            policy = load_policy(GitRevision(root, base).read_text(POLICY_PATH), POLICY_PATH)
-            notes.append(f"Policy read from the base commit's {POLICY_PATH}.")
+            at_base.read_text(POLICY_PATH)
         except FileNotFoundError:
             notes.append(f"{POLICY_PATH} is new in this pull request: the pull request's version applies.")
+        else:
+            policy = read_policy(at_base)
+            notes.append(f"Policy read from the base commit's {POLICY_PATH}.")
     if policy is None:
-        policy = read_policy(root, inputs.policy)
-    return replace(policy, fail_on=inputs.fail_on) if inputs.fail_on else policy
+        policy = read_local_policy(root, inputs.policy)
+    return replace(policy, fail_on=inputs.fail_on) if inputs.fail_on is not None else policy
 
 
 def annotation_paths(report: RunReport, root: Path, env: Mapping[str, str]) -> dict[str, str]:
@@ -226,7 +225,7 @@ def annotation_paths(report: RunReport, root: Path, env: Mapping[str, str]) -> d
     return paths
 
 
-def post_comment(body: str, event: PullRequestEvent, token: str, env: Mapping[str, str]) -> tuple[str | None, str]:
+def post_comment(body: str, event: ActionEvent, token: str, env: Mapping[str, str]) -> tuple[str | None, str]:
     """(comment URL or None, note for the summary): the sticky comment, or why there is none."""
     if event.from_fork:
         return None, ("Pull request from a fork: the workflow token is read-only, so the report is in this "
@@ -258,27 +257,29 @@ def write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
 
 def run(env: Mapping[str, str]) -> int:
     inputs = ActionInputs.from_env(env)
-    event = PullRequestEvent.from_env(env)
+    event = ActionEvent.from_env(env)
     notes: list[str] = []
     paths = [Path(p) for p in inputs.paths]
     root = repo_root_for(paths or [Path.cwd()])
     base = inputs.base or (event.base_sha if event and inputs.changed_only else None)
     changed = changed_since(root, base) if base is not None else None  # first: a missing base is an input error
     policy = load_action_policy(root, inputs, base, notes)
-    configs = discover(root, policy, paths)
+    head = ParsedFiles(WorkingTree(root))
+    configs = discover(root, policy, paths, head)
     base_files = None
     if base is not None and changed is not None:
         configs = [c for c in configs if c in changed]
-        base_files = GitRevision(root, base)
+        base_files = ParsedFiles(GitRevision(root, base))
         if not configs:
             notes.append(f"No training configs changed since `{base[:12]}`: nothing to check.")
     elif not configs:
         notes.append("No training configs matched the policy's paths: nothing to check.")
-    report = check_configs(configs, WorkingTree(root), policy, resolver_from_env(), base_files=base_files)
+    report = check_configs(configs, head, policy, resolver_from_env(), base_files)
+    gate = judge(report, policy)
     inputs.report_path.parent.mkdir(parents=True, exist_ok=True)
     inputs.report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
 
-    for line in emit_annotations(annotations_for(report, policy, annotation_paths(report, root, env))):
+    for line in emit_annotations(annotations_for(report, gate, annotation_paths(report, root, env))):
         print(line)
     if inputs.output_format == "json":
         print(json.dumps(report.to_json(), indent=2))
@@ -303,17 +304,11 @@ def run(env: Mapping[str, str]) -> int:
     for note in notes:
         print(f"vram-check: {note}", file=sys.stderr)
 
-    verdict, no_fit = overall(report)
-    write_outputs(env, {"verdict": verdict, "no-fit-count": str(no_fit), "report-path": str(inputs.report_path),
-                        "comment-url": comment_url or ""})
-    failing = [c.path for c in report.configs
-               if (v := primary(c)) is not None and policy.fails(v.verdict, v.peak_bytes, v.capacity_bytes)]
-    errors = [c.path for c in report.configs if c.error is not None]
-    if failing or errors:
-        print(f"vram-check: {len(failing)} config(s) fail the policy (fail_on: {policy.fail_on}), "
-              f"{len(errors)} could not be checked", file=sys.stderr)
-        return 1
-    return 0
+    write_outputs(env, {"verdict": gate.worst, "no-fit-count": str(gate.count("no-fit")),
+                        "report-path": str(inputs.report_path), "comment-url": comment_url or ""})
+    for outcome in gate.failing:
+        print(f"vram-check: {outcome.path} fails: {outcome.reason}", file=sys.stderr)
+    return gate.exit_code
 
 
 def main(env: Mapping[str, str] | None = None) -> int:

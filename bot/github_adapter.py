@@ -147,23 +147,23 @@ class GitHubClients:
             return gh
 
 
-class RepoFiles:
-    """A FileSource (rules.check): repository files at one commit through the contents API."""
+class FileUnavailable(InputError):
+    """GitHub did not serve a file of the pull request (outage, permission): reported for that file only."""
 
-    def __init__(self, pull: PullRequestGateway, ref: str) -> None:
-        self._pull = pull
-        self._ref = ref
-        self._cache: dict[str, str] = {}
 
-    @property
-    def ref(self) -> str:
-        return self._ref
+class CommitFiles:
+    """A FileSource (rules.sources): the repository's files at one commit, through the contents API.
+    A GitHub failure is an InputError for that file, so the other configs are still checked."""
+
+    def __init__(self, gateway: PullRequestGateway, ref: str) -> None:
+        self._gateway = gateway
+        self.ref = ref
 
     def read_text(self, path: str) -> str:
-        path = path.lstrip("/")
-        if path not in self._cache:
-            self._cache[path] = self._pull.read_file(path, self._ref)
-        return self._cache[path]
+        try:
+            return self._gateway.read_file(path.lstrip("/"), self.ref)
+        except GitHubUnavailable as error:
+            raise FileUnavailable(f"GitHub did not serve the file ({error})", file=path) from None
 
 
 class PullRequestGateway:
@@ -248,8 +248,8 @@ class PullRequestGateway:
                 raise InputError("not UTF-8 text", file=path) from None
         return self._call(f"reading {path}", fetch)
 
-    def files_at(self, ref: str) -> RepoFiles:
-        return RepoFiles(self, ref)
+    def files_at(self, ref: str) -> CommitFiles:
+        return CommitFiles(self, ref)
 
     # -- the sticky comment -------------------------------------------------------------------------
     def find_comment(self, first_line: str) -> StickyComment | None:

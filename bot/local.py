@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from estimator.errors import InputError
 from estimator.hub import ModelResolver
-from rules.checks import yaml_mapping
+from estimator.source import decode_bounded, read_bounded
+from rules.discovery import select_configs
 from rules.gpus import find_gpu
-from rules.policy import POLICY_PATH, Policy, Target, load_policy, looks_like_training_config
+from rules.policy import POLICY_PATH, Policy, Target, load_policy, read_policy
+from rules.sources import ParsedFiles, WorkingTree
 
 SKIP_DIRS = {".git", ".github", "node_modules", "__pycache__", ".venv", "venv"}
-MAX_POLICY_BYTES = 200_000
 
 
 def git_root(start: Path) -> Path | None:
@@ -47,23 +47,14 @@ def repo_root_for(paths: list[Path]) -> Path:
     return first if first.is_dir() else first.parent
 
 
-def read_policy(root: Path, explicit: str | None) -> Policy:
+def read_local_policy(root: Path, explicit: str | None) -> Policy:
+    """`--policy FILE`, else the repository's .github/vram-check.yml, else the defaults."""
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise InputError("policy file not found", file=explicit)
-        return load_policy(_bounded(path), str(path))
-    default = root / POLICY_PATH
-    if default.is_file():
-        return load_policy(_bounded(default), POLICY_PATH)
-    return load_policy(None)
-
-
-def _bounded(path: Path) -> str:
-    data = path.read_bytes()[: MAX_POLICY_BYTES + 1]
-    if len(data) > MAX_POLICY_BYTES:
-        raise InputError("policy file is larger than 200 KB", file=str(path))
-    return data.decode("utf-8", errors="replace")
+        return load_policy(read_bounded(path), str(path))
+    return read_policy(WorkingTree(root))
 
 
 def relative(path: Path, root: Path) -> str:
@@ -73,10 +64,15 @@ def relative(path: Path, root: Path) -> str:
     return resolved.relative_to(root).as_posix()
 
 
-def discover(root: Path, policy: Policy, paths: list[Path]) -> list[str]:
+def discover(root: Path, policy: Policy, paths: list[Path], files: ParsedFiles) -> list[str]:
     """Training configs under `paths` (or the whole root): YAML files the policy's globs select; with the
-    default globs, only those that look like LLaMA-Factory training configs."""
+    default globs, only those that look like LLaMA-Factory training configs (read through `files`, so the
+    check that follows reuses the parse)."""
+    for path in paths:
+        if not path.exists():
+            raise InputError("no such file or directory", file=str(path))
     found: list[str] = []
+    walked: list[str] = []
     explicit_files = [p for p in paths if p.is_file()]
     for file in explicit_files:
         found.append(relative(file, root))
@@ -86,21 +82,8 @@ def discover(root: Path, policy: Policy, paths: list[Path]) -> list[str]:
             for name in sorted(filenames):
                 if not name.endswith((".yaml", ".yml")):
                     continue
-                rel = relative(Path(dirpath) / name, root)
-                if policy.matches(rel) and (not policy.only_training_configs or _looks_like_config(root / rel)):
-                    found.append(rel)
-    for path in paths:
-        if not path.exists():
-            raise InputError("no such file or directory", file=str(path))
-    return list(dict.fromkeys(found))
-
-
-def _looks_like_config(path: Path) -> bool:
-    try:
-        raw, _ = yaml_mapping(path.read_text(encoding="utf-8", errors="replace")[:1_000_000], str(path))
-    except (InputError, OSError):
-        return True  # report it: a broken YAML among configs must not vanish silently
-    return looks_like_training_config(raw)
+                walked.append(relative(Path(dirpath) / name, root))
+    return list(dict.fromkeys(found + select_configs(walked, policy, files)))
 
 
 def changed_since(root: Path, base: str) -> set[str]:
@@ -126,21 +109,27 @@ def changed_since(root: Path, base: str) -> set[str]:
     return {line[len(prefix):] if prefix and line.startswith(prefix) else line for line in names if line.strip()}
 
 
-@dataclass(frozen=True)
 class GitRevision:
-    """Files as they are at a git revision (the base branch for `check --base`)."""
+    """Files as they are at a git revision (the base branch for `check --base`): one `git show` per file."""
 
-    root: Path
-    ref: str
+    def __init__(self, root: Path, ref: str) -> None:
+        self.root = root
+        self.ref = ref
+        self._prefix: str | None = None
+
+    def _path_prefix(self) -> str:
+        """The repository root's path inside the git top level (a config repository may be a subfolder)."""
+        if self._prefix is None:
+            self._prefix = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--show-prefix"],
+                                          capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        return self._prefix
 
     def read_text(self, path: str) -> str:
-        prefix = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--show-prefix"], capture_output=True,
-                                text=True, timeout=10, check=False).stdout.strip()
-        out = subprocess.run(["git", "-C", str(self.root), "show", f"{self.ref}:{prefix}{path}"],
+        out = subprocess.run(["git", "-C", str(self.root), "show", f"{self.ref}:{self._path_prefix()}{path}"],
                              capture_output=True, timeout=30, check=False)
         if out.returncode != 0:
             raise FileNotFoundError(path)
-        return out.stdout[:1_000_001].decode("utf-8", errors="replace")
+        return decode_bounded(out.stdout, path)
 
 
 def cli_target(policy: Policy, gpu: str | None, gpus: int | None, nodes: int | None) -> Target | None:

@@ -5,8 +5,7 @@ Each names the measurement or source that sets it; docs/accuracy.md shows the ca
 
 from __future__ import annotations
 
-MiB = 1 << 20
-GiB = 1 << 30
+from estimator.units import MiB
 
 DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2, "fp32": 4, "bf16": 2, "fp16": 2}
 

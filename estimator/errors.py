@@ -34,3 +34,11 @@ class UnsupportedArchitecture(InputError):
 
 class RejectedConfig(InputError):
     """A combination LLaMA-Factory itself rejects; the message is LLaMA-Factory's own."""
+
+
+def did_you_mean(word: str, choices: list[str], cutoff: float = 0.6) -> str:
+    """" (did you mean 'x'?)" for the closest choice, or "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    return f" (did you mean '{close[0]}'?)" if close else ""

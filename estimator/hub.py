@@ -6,13 +6,13 @@ HF_HOME; safetensors headers via HfApi.get_safetensors_metadata), honouring HF_E
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from estimator.errors import InputError, ModelGated, ModelNotFound, UnsupportedArchitecture
 from estimator.model import ModelSpec, model_spec_from_config, model_spec_from_safetensors
+from estimator.source import parse_json, read_bounded
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CONFIG_JSON_BYTES = 2_000_000
@@ -32,15 +32,23 @@ def _catalog_file(model_id: str) -> Path | None:
 
 
 def _read_config(path: Path, ref: str) -> dict[str, Any]:
-    if path.stat().st_size > MAX_CONFIG_JSON_BYTES:
-        raise InputError(f"config.json for '{ref}' is larger than 2 MB; not a model config", file=str(path))
+    """A config.json, bounded in size and depth (estimator.source)."""
+    text = read_bounded(path, MAX_CONFIG_JSON_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"config.json for '{ref}' is not valid JSON ({error})", file=str(path)) from None
+        data = parse_json(text, str(path))
+    except InputError as error:
+        raise InputError(f"config.json for '{ref}': {error.message}", file=str(path)) from None
     if not isinstance(data, dict):
         raise InputError(f"config.json for '{ref}' is not a JSON object", file=str(path))
     return data
+
+
+class Resolver(Protocol):
+    """Anything that turns a model reference (Hub id, config.json, folder) into a ModelSpec."""
+
+    def resolve(self, ref: str) -> ModelSpec:
+        """The architecture behind `ref`; InputError (ModelNotFound, ModelGated, ...) when it cannot."""
+        ...
 
 
 class ModelResolver:

@@ -6,20 +6,18 @@ model/model_utils/checkpointing.py); research notes in docs/estimator.md cite th
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from estimator.deepspeed import DeepSpeedConfig, parse_deepspeed
 from estimator.errors import InputError, RejectedConfig
 from estimator.llamafactory_rules import rejections
+from estimator.source import YamlDocument, describe, parse_json, parse_yaml, read_bounded
 
-MAX_CONFIG_BYTES = 1_000_000  # a training YAML is a few KB; anything this large is not one
+ReadFile = Callable[[str], str]  # repository-relative path -> text; FileNotFoundError when absent
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 FINETUNING_TYPES = ("lora", "oft", "freeze", "full")
@@ -159,28 +157,6 @@ class TrainingPlan:
 # --- reading the YAML ---------------------------------------------------------------------------------
 
 
-def _yaml_mapping(text: str, path: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """Parse safely; return the mapping and the 1-based line of each top-level key."""
-    if len(text.encode("utf-8", errors="replace")) > MAX_CONFIG_BYTES:
-        raise InputError(f"file is larger than {MAX_CONFIG_BYTES // 1000} KB; not a training config", file=path)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise InputError(f"malformed YAML: {problem}", file=path, line=line) from None
-    if data is None:
-        raise InputError("the file is empty; expected a LLaMA-Factory training config", file=path)
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise InputError(
-            f"expected a mapping of LLaMA-Factory keys, got a YAML {type(data).__name__}", file=path
-        )
-    lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
-    return {str(k): v for k, v in data.items()}, lines
-
-
 def _bool(raw: Mapping[str, Any], key: str, default: bool, path: str, lines: Mapping[str, int]) -> bool:
     value = raw.get(key, default)
     if value is None:
@@ -189,7 +165,7 @@ def _bool(raw: Mapping[str, Any], key: str, default: bool, path: str, lines: Map
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise InputError(f"'{key}' must be true or false, got {value!r}", file=path, key=key, line=lines.get(key))
+    raise InputError(f"'{key}' must be true or false, got {describe(value)}", file=path, key=key, line=lines.get(key))
 
 
 def _int(raw: Mapping[str, Any], key: str, default: int, path: str, lines: Mapping[str, int],
@@ -198,18 +174,32 @@ def _int(raw: Mapping[str, Any], key: str, default: int, path: str, lines: Mappi
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InputError(f"'{key}' must be an integer, got {value!r}", file=path, key=key, line=lines.get(key))
+        raise InputError(f"'{key}' must be an integer, got {describe(value)}", file=path, key=key, line=lines.get(key))
     try:
         number = int(value)
     except ValueError:
-        raise InputError(f"'{key}' must be an integer, got {value!r}", file=path, key=key,
+        raise InputError(f"'{key}' must be an integer, got {describe(value)}", file=path, key=key,
                          line=lines.get(key)) from None
     if isinstance(value, float) and value != number:
-        raise InputError(f"'{key}' must be an integer, got {value!r}", file=path, key=key, line=lines.get(key))
+        raise InputError(f"'{key}' must be an integer, got {describe(value)}", file=path, key=key, line=lines.get(key))
     if minimum is not None and number < minimum:
         raise InputError(f"'{key}' must be at least {minimum}, got {number}", file=path, key=key,
                          line=lines.get(key))
     return number
+
+
+def _fraction(raw: Mapping[str, Any], key: str, path: str, lines: Mapping[str, int]) -> float:
+    """A number such as val_size (a fraction, or a count of samples above 1)."""
+    value = raw.get(key)
+    if value is None:
+        return 0.0
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"'{key}' must be a number, got {describe(value)}", file=path, key=key,
+                         line=lines.get(key)) from None
 
 
 def _optional_int(raw: Mapping[str, Any], key: str, path: str, lines: Mapping[str, int]) -> int | None:
@@ -247,10 +237,18 @@ def _attention(raw: Mapping[str, Any], path: str, lines: Mapping[str, int]) -> t
     return mapping[value], note
 
 
-def parse_plan(text: str, path: str, read_file: Callable[[str], str] | None = None,
+def parse_plan(text: str, path: str, read_file: ReadFile | None = None,
                world_size: int | None = None) -> TrainingPlan:
     """Resolve a LLaMA-Factory YAML. `read_file(repo_path)` reads the DeepSpeed JSON it references."""
-    raw, lines = _yaml_mapping(text, path)
+    return plan_from_document(parse_yaml(text, path), read_file, world_size)
+
+
+def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None,
+                       world_size: int | None = None) -> TrainingPlan:
+    """Resolve an already-parsed LLaMA-Factory YAML (the pipeline parses each file once)."""
+    path = document.path
+    raw = document.mapping("a mapping of LLaMA-Factory keys")
+    lines = document.top_level_lines
     notes: list[str] = []
     model = raw.get("model_name_or_path")
     if not model or not isinstance(model, str):
@@ -284,7 +282,8 @@ def parse_plan(text: str, path: str, read_file: Callable[[str], str] | None = No
         notes.append("optimizer: fused AdamW (HF Trainer default on torch >= 2.8)")
     if "per_device_train_batch_size" not in raw:
         notes.append("per_device_train_batch_size: 8 (HF TrainingArguments default)")
-    evaluates = bool(raw.get("do_eval")) or float(raw.get("val_size") or 0) > 1e-6 or bool(raw.get("eval_dataset"))
+    evaluates = (_bool(raw, "do_eval", False, path, lines) or _fraction(raw, "val_size", path, lines) > 1e-6
+                 or bool(raw.get("eval_dataset")))
     finetuning_type = _choice(raw, "finetuning_type", "lora", FINETUNING_TYPES, path, lines)
     if "finetuning_type" not in raw:
         notes.append("finetuning_type: lora (LLaMA-Factory default)")
@@ -353,7 +352,7 @@ BUNDLED_DEEPSPEED = Path(__file__).parent / "catalog" / "deepspeed"
 
 
 def _load_deepspeed(raw: Mapping[str, Any], path: str, lines: Mapping[str, int],
-                    read_file: Callable[[str], str] | None, notes: list[str]) -> DeepSpeedConfig | None:
+                    read_file: ReadFile | None, notes: list[str]) -> DeepSpeedConfig | None:
     value = raw.get("deepspeed")
     if value is None or value == "" or value is False:
         return None
@@ -361,28 +360,26 @@ def _load_deepspeed(raw: Mapping[str, Any], path: str, lines: Mapping[str, int],
     if isinstance(value, dict):  # HF TrainingArguments accepts an inline dict
         return parse_deepspeed(value, f"{path} (inline deepspeed)")
     if not isinstance(value, str):
-        raise InputError(f"'deepspeed' must be a path to a JSON file, got {value!r}", file=path, key="deepspeed",
-                         line=line)
+        raise InputError(f"'deepspeed' must be a path to a JSON file, got {describe(value)}", file=path,
+                         key="deepspeed", line=line)
     ds_path = value.strip()
     for candidate in _candidates(ds_path, path):
         if read_file is None:
             break
         try:
             text = read_file(candidate)
-        except FileNotFoundError:
-            continue
-        except IsADirectoryError:
+        except (FileNotFoundError, IsADirectoryError):
             continue
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(f"DeepSpeed config '{candidate}' is not valid JSON: {error.msg} (line {error.lineno})",
-                             file=path, key="deepspeed", line=line) from None
+            data = parse_json(text, candidate)
+        except InputError as error:
+            raise InputError(f"DeepSpeed config '{candidate}': {error.message}", file=path, key="deepspeed",
+                             line=line) from None
         return parse_deepspeed(data, candidate)
     bundled = BUNDLED_DEEPSPEED / posixpath.basename(ds_path)
     if posixpath.dirname(ds_path).endswith("examples/deepspeed") and bundled.is_file():
         notes.append(f"deepspeed: '{ds_path}' is not in this repository; used LLaMA-Factory's shipped copy")
-        return parse_deepspeed(json.loads(bundled.read_text()), ds_path)
+        return parse_deepspeed(parse_json(bundled.read_text(encoding="utf-8"), ds_path), ds_path)
     raise InputError(f"DeepSpeed config '{ds_path}' not found (looked next to the YAML and at the repository root)",
                      file=path, key="deepspeed", line=line)
 
@@ -405,11 +402,9 @@ def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None 
     """Read a training YAML from disk; DeepSpeed paths resolve inside `repo_root` (default: the YAML's dir)."""
     root = (repo_root or path.parent).resolve()
     try:
-        text = _read_bounded(path)
+        text = read_bounded(path)
     except FileNotFoundError:
         raise InputError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a YAML file", file=str(path)) from None
     try:
         relative = path.resolve().relative_to(root).as_posix()
     except ValueError:
@@ -420,16 +415,7 @@ def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None 
         target = (root / repo_path).resolve()
         if not target.is_relative_to(root):
             raise FileNotFoundError(repo_path)
-        return _read_bounded(target)
+        return read_bounded(target, name=repo_path)
 
     plan = parse_plan(text, relative, read, world_size)
     return replace(plan, path=str(path))
-
-
-def _read_bounded(path: Path) -> str:
-    with path.open("rb") as handle:
-        data = handle.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(f"file is larger than {MAX_CONFIG_BYTES // 1000} KB; not a training config", file=str(path))
-    return data.decode("utf-8", errors="replace")
-

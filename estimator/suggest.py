@@ -38,7 +38,9 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Suggestion:
+class ScoredCandidate:
+    """A candidate change with the estimate the edited YAML gives."""
+
     changes: dict[str, Any]
     edits: tuple[Edit, ...]
     peak_bytes: int
@@ -163,22 +165,22 @@ def candidates(text: str, plan: TrainingPlan, model: ModelSpec, world: World,
 
 
 def _evaluate(candidate: Candidate, path: str, read_file: Callable[[str], str] | None, model: ModelSpec,
-              world: World, capacity_bytes: int, headroom: float) -> Suggestion | None:
+              world: World, capacity_bytes: int, headroom: float) -> ScoredCandidate | None:
     try:
         new_plan = parse_plan(candidate.text, path, read_file, world.world_size)
     except InputError:
         return None  # a change LLaMA-Factory would reject is no suggestion
     peak = estimate(model, new_plan, world).peak_bytes
-    return Suggestion(candidate.changes, candidate.edits, peak, peak <= (1 - headroom) * capacity_bytes,
+    return ScoredCandidate(candidate.changes, candidate.edits, peak, peak <= (1 - headroom) * capacity_bytes,
                       peak <= capacity_bytes, candidate.why, candidate.cost)
 
 
 def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: World, capacity_bytes: int,
             headroom: float = 0.10, read_file: Callable[[str], str] | None = None, limit: int = 4
-            ) -> list[Suggestion]:
+            ) -> list[ScoredCandidate]:
     """Up to `limit` single changes that make the plan fit (below the headroom), least disruptive first;
     if none does alone, the best pairs of them."""
-    singles: list[tuple[Candidate, Suggestion]] = []
+    singles: list[tuple[Candidate, ScoredCandidate]] = []
     for candidate in candidates(text, plan, model, world, read_file):
         result = _evaluate(candidate, path, read_file, model, world, capacity_bytes, headroom)
         if result is not None:
@@ -188,7 +190,7 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
         return found
     # nothing fits alone: combine the two changes that save the most with each other
     helpful = sorted(singles, key=lambda pair: pair[1].peak_bytes)[:6]
-    pairs: list[Suggestion] = []
+    pairs: list[ScoredCandidate] = []
     for i, (first, _) in enumerate(helpful):
         for second, _ in helpful[i + 1:]:
             if set(first.changes) & set(second.changes):
@@ -201,10 +203,10 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
     return _first_per_key(pairs, limit)
 
 
-def _first_per_key(found: list[Suggestion], limit: int) -> list[Suggestion]:
+def _first_per_key(found: list[ScoredCandidate], limit: int) -> list[ScoredCandidate]:
     """One suggestion per set of keys (the least disruptive of e.g. several cutoff_len values)."""
     seen: set[frozenset[str]] = set()
-    result: list[Suggestion] = []
+    result: list[ScoredCandidate] = []
     for suggestion in found:
         keys = frozenset(suggestion.changes)
         if keys in seen:

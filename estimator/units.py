@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from estimator.constants import GiB
+MiB = 1 << 20
+GiB = 1 << 30
 
 
 def gib(size: int | float) -> str:

@@ -16,9 +16,7 @@ from importlib import resources
 from typing import Any
 
 from estimator.errors import InputError
-
-MIB = 1 << 20
-GIB = 1 << 30
+from estimator.units import GiB, MiB
 
 # The family token of every catalogued GPU; longer alternatives first so "a100" wins over "a10",
 # "h200" over "h20", "l40s" over "l40" over "l4", "4090d" over "4090".
@@ -55,7 +53,7 @@ class GPU:
 
     @property
     def usable_gib(self) -> float:
-        return self.usable_bytes / GIB
+        return self.usable_bytes / GiB
 
     @property
     def describe(self) -> str:
@@ -97,9 +95,9 @@ def _gpu_from_entry(entry: dict[str, Any]) -> GPU:
     return GPU(
         name=entry["name"],
         vendor=entry["vendor"],
-        nominal_bytes=int(entry["nominal_gb"]) * GIB,
-        total_bytes=int(entry["smi_total_mib"]) * MIB,
-        usable_bytes=int(entry["usable_mib"]) * MIB,
+        nominal_bytes=int(entry["nominal_gb"]) * GiB,
+        total_bytes=int(entry["smi_total_mib"]) * MiB,
+        usable_bytes=int(entry["usable_mib"]) * MiB,
         compute_capability=compute_capability,
         bf16=bf16,
         flash_attention_2=fa2,
@@ -174,7 +172,7 @@ def match_gpu(name: str) -> GpuMatch:
         memory = _MEMORY.search(rest)
         if memory is not None:
             gib = int(memory.group(1))
-            candidates = [gpu for gpu in candidates if round(gpu.nominal_bytes / GIB) == gib]
+            candidates = [gpu for gpu in candidates if round(gpu.nominal_bytes / GiB) == gib]
         form = next((f for f in _FORMS if f in rest), None)
         if form is not None:
             candidates = [gpu for gpu in candidates if _form_of(gpu) in (form, None)]
@@ -207,7 +205,7 @@ def custom_gpu(memory_gib: float) -> GPU:
     """A pool that declares its usable memory directly (`memory_gib:`); capabilities unknown."""
     if not memory_gib > 0:
         raise InputError(f"memory_gib must be a positive number of GiB, got {memory_gib}")
-    usable = int(memory_gib * GIB)
+    usable = int(memory_gib * GiB)
     return GPU(
         name=f"{memory_gib:g}GiB",
         vendor="custom",

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from estimator.memory import Estimate
 
 Severity = Literal["error", "warning", "info"]
-VerdictName = Literal["fit", "tight", "no-fit"]
+VerdictName = Literal["fit", "tight", "no-fit", "unknown"]
+Status = Literal["fit", "tight", "unknown", "no-fit", "error"]  # a config's outcome on its target pool
+STATUS_ORDER: tuple[Status, ...] = ("fit", "tight", "unknown", "no-fit", "error")  # best to worst
 SCHEMA = 1
 
 
@@ -38,7 +40,7 @@ class Verdict:
     capacity_bytes: int  # usable memory of one GPU
     peak_bytes: int  # estimated device memory in use per GPU at the peak
     verdict: VerdictName
-    min_gpus: int | None  # fewest GPUs of this pool on which the config fits as written; None: never
+    min_gpus: int | None  # fewest GPUs of this pool on which the config fits as written; None: not in the pool
     max_batch_size: int | None = None  # largest per_device_train_batch_size that still fits (None: not even 1)
     max_cutoff_len: int | None = None  # largest cutoff_len that still fits at this batch size
     headroom_bytes: int = 0  # usable memory left at the peak (negative: missing)
@@ -85,12 +87,15 @@ class Parameters:
 
 @dataclass(frozen=True)
 class ConfigReport:
+    """One config: its estimate, the verdict on its target pool and, for comparison, on the other pools."""
+
     path: str
     model_id: str | None = None
     parameters: Parameters | None = None
     plan: Mapping[str, Any] = field(default_factory=dict)
     estimate: Estimate | None = None
-    verdicts: tuple[Verdict, ...] = ()
+    target: Verdict | None = None  # the pool the config is checked against (its comment, else the default)
+    others: tuple[Verdict, ...] = ()  # the policy's other pools, for comparison only
     suggestions: tuple[Suggestion, ...] = ()
     findings: tuple[Finding, ...] = ()
     error: str | None = None  # why the config could not be estimated (the others are still reported)
@@ -99,16 +104,40 @@ class ConfigReport:
     is_new: bool = False  # compared with a base branch that does not have this file
 
     @property
-    def worst(self) -> str:
-        """The verdict on the config's target pool (the first verdict; other pools are for comparison)."""
-        if self.error is not None:
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """The target verdict first, then the comparison pools (the JSON `verdicts` list)."""
+        return ((self.target,) if self.target is not None else ()) + self.others
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        """Findings LLaMA-Factory would stop on (unknown keys, rejected combinations, wrong types, ...)."""
+        return tuple(finding for finding in self.findings if finding.severity == "error")
+
+    @property
+    def status(self) -> Status:
+        """The config's outcome: "error" when it cannot run as written (or could not be checked), else the
+        verdict on its target pool."""
+        if self.error is not None or self.errors or self.target is None:
             return "error"
-        return self.verdicts[0].verdict if self.verdicts else "fit"
+        return self.target.verdict
+
+    @property
+    def problem(self) -> str | None:
+        """What makes the status "error", in one line."""
+        if self.error is not None:
+            return self.error
+        if self.errors:
+            first = self.errors[0]
+            where = f"line {first.line}: " if first.line is not None else ""
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            return f"{where}{first.message}{more}"
+        return None if self.target is not None else "no verdict"
 
     def to_json(self) -> dict[str, Any]:
         estimate = self.estimate
         return {
             "schema": SCHEMA,
+            "status": self.status,
             "model": {"id": self.model_id,
                       "parameters": {"total": self.parameters.total, "trainable": self.parameters.trainable}
                       if self.parameters else None},
@@ -131,18 +160,14 @@ class RunReport:
     notes: tuple[str, ...] = ()
 
     @property
-    def overall(self) -> str:
-        """The worst verdict over all configs: "error" > "no-fit" > "tight" > "fit"."""
-        order = {"fit": 0, "tight": 1, "no-fit": 2, "error": 3}
-        worst = "fit"
-        for config in self.configs:
-            if order[config.worst] > order[worst]:
-                worst = config.worst
-        return worst
+    def overall(self) -> Status | Literal["none"]:
+        """The worst status over all configs (fit < tight < unknown < no-fit < error); "none" without configs."""
+        if not self.configs:
+            return "none"
+        return max((config.status for config in self.configs), key=STATUS_ORDER.index)
 
-    @property
-    def no_fit_count(self) -> int:
-        return sum(1 for c in self.configs if c.worst == "no-fit")
+    def count(self, status: Status) -> int:
+        return sum(1 for config in self.configs if config.status == status)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "overall": self.overall, "notes": list(self.notes),

@@ -291,4 +291,4 @@ def test_changed_only_false_checks_every_config_of_a_pull_request(repo: Path, tm
 def test_bad_input_values_are_named(tmp_path: Path) -> None:
     result = run_action(EXAMPLES, tmp_path, {"fail-on": "sometimes"}, event_name="push")
     assert result.returncode == 2
-    assert "input 'fail-on' must be one of no-fit, tight, never" in result.stderr
+    assert "input 'fail-on' takes no-fit, tight, unknown, never" in result.stderr

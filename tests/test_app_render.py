@@ -12,11 +12,10 @@ from bot.cli import main
 from bot.render.markdown import GITHUB_COMMENT_LIMIT, MARKER, RenderContext, merged_edits, render_markdown
 from bot.settings import Settings, SettingsError
 from estimator.hub import ModelResolver
-from rules.check import check_configs
+from rules.pipeline import check_configs
 from rules.policy import load_policy
 from rules.report import ConfigReport, RunReport, YamlEdit
-
-GIB = 1 << 30
+from rules.sources import ParsedFiles
 
 
 class Files:
@@ -30,8 +29,8 @@ class Files:
 
 
 def report_for(files: dict[str, str], base: dict[str, str] | None = None) -> RunReport:
-    return check_configs(sorted(files), Files(files), load_policy(POLICY), ModelResolver(offline=True),
-                         base_files=Files(base) if base is not None else None)
+    return check_configs(sorted(files), ParsedFiles(Files(files)), load_policy(POLICY), ModelResolver(offline=True),
+                         ParsedFiles(Files(base)) if base is not None else None)
 
 
 def test_the_report_through_the_real_pipeline() -> None:

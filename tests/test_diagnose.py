@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from bot.commands import diagnose as command
+from bot.render.diagnose import render_json, render_markdown, render_text
 from estimator.errors import InputError
-from rules.diagnose import diagnose_file, diagnose_text, render_json, render_markdown, render_text
+from rules.diagnose import diagnose_file, diagnose_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "oom-logs"
 GiB = 2**30

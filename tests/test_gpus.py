@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from estimator.errors import InputError
-from rules.gpus import GIB, MIB, catalog, custom_gpu, find_gpu, match_gpu
+from estimator.units import GiB, MiB
+from rules.gpus import catalog, custom_gpu, find_gpu, match_gpu
 
 
 @pytest.mark.parametrize(
@@ -68,10 +69,10 @@ def test_unknown_family_uses_closest_spelling() -> None:
 
 def test_memory_is_reported_as_the_vendor_specifies() -> None:
     a100 = find_gpu("A100-80GB")
-    assert a100.nominal_bytes == 80 * GIB  # "80GB" on GPU memory is 2^30-byte GB
-    assert a100.total_bytes == 81920 * MIB  # nvidia-smi's total
+    assert a100.nominal_bytes == 80 * GiB  # "80GB" on GPU memory is 2^30-byte GB
+    assert a100.total_bytes == 81920 * MiB  # nvidia-smi's total
     h100 = find_gpu("H100-SXM")
-    assert h100.total_bytes == 81559 * MIB  # nvidia-smi on "NVIDIA H100 80GB HBM3"
+    assert h100.total_bytes == 81559 * MiB  # nvidia-smi on "NVIDIA H100 80GB HBM3"
     # PyTorch's OOM message on H100 reads "total capacity of 79.11 GiB": usable, below nvidia-smi.
     assert h100.usable_gib == pytest.approx(79.11, abs=0.01)
 
@@ -113,7 +114,7 @@ def test_required_catalog_is_complete() -> None:
 
 def test_custom_gpu_takes_memory_as_usable() -> None:
     gpu = custom_gpu(40)
-    assert gpu.usable_bytes == 40 * GIB
+    assert gpu.usable_bytes == 40 * GiB
     assert gpu.bf16 is None  # unknown: capability rules stay silent
     with pytest.raises(InputError, match="memory_gib"):
         custom_gpu(0)

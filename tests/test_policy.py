@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from estimator.errors import InputError
-from rules.gpus import GIB, find_gpu
+from estimator.units import GiB
+from rules.gpus import find_gpu
 from rules.policy import Target, load_policy, looks_like_training_config, parse_target_comment
 
 DESIGN_POLICY = textwrap.dedent("""\
@@ -33,14 +34,14 @@ def test_design_example_policy_loads() -> None:
     assert a100.gpu == find_gpu("A100-80GB") and a100.per_node == 8 and a100.nodes == 2 and a100.gpus == 16
     dev = policy.pool("dev")
     assert dev.gpu.name == "RTX-4090" and dev.nodes == 1  # nodes defaults to 1
-    assert policy.default_pool == "a100" and policy.headroom == 0.10 and policy.fail_on == "no-fit"
+    assert policy.default_pool == "a100" and policy.headroom == 0.10 and policy.fail_on == {"no-fit"}
     assert policy.fail_above is None and policy.notes == ()
 
 
 def test_no_policy_file_gives_defaults_and_says_so() -> None:
     policy = load_policy(None)
     assert [(pool.name, pool.gpu.name, pool.gpus) for pool in policy.pools] == [("default", "A100-80GB-SXM", 8)]
-    assert policy.headroom == 0.10 and policy.fail_on == "no-fit"
+    assert policy.headroom == 0.10 and policy.fail_on == {"no-fit"}
     assert policy.only_training_configs
     assert len(policy.notes) == 1 and "no .github/vram-check.yml" in policy.notes[0]
     assert policy.matches("configs/llama3_lora_sft.yaml") and policy.matches("train.yml")
@@ -169,7 +170,7 @@ def test_yaml_syntax_error_has_a_line() -> None:
           - {name: a, gpu: A100-80GB
         headroom: 0.1
         """)
-    assert error.line is not None and "not valid YAML" in str(error)
+    assert error.line is not None and "malformed YAML" in str(error)
 
 
 def test_memory_gib_pool_and_ambiguous_gpu_note() -> None:
@@ -179,7 +180,7 @@ def test_memory_gib_pool_and_ambiguous_gpu_note() -> None:
           - {name: h, gpu: h100, per_node: 8}
         """))
     lab = policy.pool("lab")
-    assert lab.gpu.usable_bytes == 40 * GIB and lab.gpus == 4
+    assert lab.gpu.usable_bytes == 40 * GiB and lab.gpus == 4
     assert policy.default_pool == "lab"  # first pool when default_pool is absent
     assert any("pool 'h'" in note and "H100-SXM" in note for note in policy.notes)
 
@@ -189,20 +190,20 @@ def test_unknown_pool_lookup_suggests() -> None:
         load_policy(DESIGN_POLICY).pool("deb")
 
 
-def test_fail_on_and_fail_above_thresholds() -> None:
-    usable = 80 * GIB
-    default = load_policy(DESIGN_POLICY)
-    assert default.fails("no-fit", 90 * GIB, usable)
-    assert not default.fails("tight", 75 * GIB, usable)
-    strict = load_policy(DESIGN_POLICY + "fail_on: tight\n")
-    assert strict.fails("tight", 75 * GIB, usable) and not strict.fails("fit", 10 * GIB, usable)
-    never = load_policy(DESIGN_POLICY + "fail_on: never\n")
-    assert not never.fails("no-fit", 90 * GIB, usable)
-    # fail_above: 0.8 → a config using more than 64 GiB of 80 fails even though it fits.
-    alert = load_policy(DESIGN_POLICY + "fail_above: 0.8\n")
-    assert alert.fail_above == 0.8
-    assert alert.fails("fit", 65 * GIB, usable)
-    assert not alert.fails("fit", 63 * GIB, usable)
+@pytest.mark.parametrize(("written", "failing"), [
+    ("", {"no-fit"}),
+    ("fail_on: tight\n", {"tight", "no-fit"}),
+    ("fail_on: unknown\n", {"unknown", "no-fit"}),
+    ("fail_on: [tight, unknown]\n", {"tight", "unknown", "no-fit"}),
+    ("fail_on: never\n", set()),
+])
+def test_fail_on_names_the_verdicts_that_fail(written: str, failing: set[str]) -> None:
+    assert load_policy(DESIGN_POLICY + written).fail_on == failing
+
+
+def test_fail_on_never_cannot_be_combined() -> None:
+    error = policy_error(DESIGN_POLICY + "fail_on: [never, tight]\n")
+    assert "never cannot be combined" in str(error) and error.line == 7
 
 
 @pytest.mark.parametrize("value", ["0", "1.5"])
@@ -265,19 +266,6 @@ def test_target_resolves_against_the_policy() -> None:
         policy.resolve_target(Target(pool="dev", gpus=4, line=7), file="configs/a.yaml")
     with pytest.raises(InputError, match="no pool named 'gpu'"):
         policy.resolve_target(Target(pool="gpu", line=1))
-
-
-def test_thresholds_give_the_byte_limits_a_report_shows() -> None:
-    usable = 80 * GIB
-    default = load_policy(DESIGN_POLICY).thresholds(usable)
-    assert default.tight_above == 72 * GIB  # headroom 0.10: above 90% is tight
-    assert default.fails_above == usable  # fail_on no-fit: fails when it does not fit
-    assert default.headroom_left(70 * GIB) == 10 * GIB
-    assert default.headroom_left(81 * GIB) == -GIB
-    alert = load_policy(DESIGN_POLICY + "fail_above: 0.8\n").thresholds(usable)
-    assert alert.fails_above == 64 * GIB
-    assert load_policy(DESIGN_POLICY + "fail_on: tight\n").thresholds(usable).fails_above == 72 * GIB
-    assert load_policy(DESIGN_POLICY + "fail_on: never\n").thresholds(usable).fails_above is None
 
 
 def test_a_single_glob_may_be_a_plain_string() -> None:

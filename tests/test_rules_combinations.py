@@ -107,7 +107,9 @@ CASES = [
          "Only 4-bit quantized model can use fsdp+qlora or auto device map."),
     Case("quantization-zero3", "quantization_bit: 4\nquantization_method: hqq\nbf16: true\n" + Z3,
          "quantization_method", "HQQ quantization is incompatible with DeepSpeed ZeRO-3 or FSDP."),
-    Case("quantization-zero3", "quantization_bit: 4\n" + Z3, "quantization_bit", "neither bf16 nor fp16"),
+    # quantization-storage
+    Case("quantization-storage", "quantization_bit: 4\n" + Z3, "quantization_bit", "neither bf16 nor fp16"),
+    Case("quantization-storage", "quantization_bit: 4\nbf16: true\n" + Z3, None),
     Case("quantization-zero3", "quantization_bit: 4\nbf16: true\n" + Z3, None),
     Case("quantization-zero3", "quantization_bit: 8\n" + Z2, None),
     Case("quantization-zero3", "quantization_bit: 8\nquantization_method: eetq\nbf16: true\n" + Z3,
@@ -127,6 +129,10 @@ CASES = [
     Case("sft-only-options", "stage: rm\npredict_with_generate: true\n", "predict_with_generate",
          "`predict_with_generate` cannot be set as True except SFT."),
     Case("sft-only-options", "stage: sft\nneat_packing: true\ntrain_on_prompt: true\n", None),
+    # duplicate-key
+    Case("duplicate-key", "cutoff_len: 512\nbf16: true\ncutoff_len: 1024\n", "cutoff_len",
+         "'cutoff_len' is set again on line 5, and that later value is the one used"),
+    Case("duplicate-key", "cutoff_len: 512\nbf16: true\n", None),
     # deepspeed-file
     Case("deepspeed-file", Z3, "deepspeed", "not found",
          extra={"deepspeed_error": "DeepSpeed config 'examples/deepspeed/ds_z3_config.json' not found"}),

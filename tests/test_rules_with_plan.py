@@ -23,8 +23,7 @@ def read_repo_file(path: str) -> str:
 
 def context(text: str, world_size: int = 8) -> RuleContext:
     plan = parse_plan(text, "train.yaml", read_file=read_repo_file, world_size=world_size)
-    return RuleContext(plan=plan, raw=plan.raw, key_lines=plan.key_lines, path=plan.path,
-                       gpu=find_gpu("A100-80GB"), world_size=world_size, base_raw=None, deepspeed_error=None)
+    return RuleContext.from_yaml(text, "train.yaml", plan=plan, gpu=find_gpu("A100-80GB"), world_size=world_size)
 
 
 def test_eight_bit_qlora_under_zero3_from_the_json() -> None:

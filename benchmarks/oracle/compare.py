@@ -23,12 +23,12 @@ from estimator.constants import CUBLAS_WORKSPACE_BYTES
 from estimator.memory import Estimate, World, estimate
 from estimator.model import model_spec_from_config
 from estimator.plan import parse_plan
+from estimator.units import GiB
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOG = REPO_ROOT / "estimator" / "catalog"
 GRID = REPO_ROOT / "benchmarks" / "results" / "oracle_grid.csv"
 TARGET = 0.03  # issue 3: allocated_bytes within 3% of the oracle on every single-GPU point
-GIB = 2**30
 
 
 def _flag(value: str) -> bool:
@@ -113,7 +113,7 @@ def report(results: list[Comparison], markdown: bool) -> str:
         out.append("| point | oracle GiB | estimate GiB | error | oracle peak phase | estimate peak phase |")
         out.append("|---|---|---|---|---|---|")
     for item in results:
-        oracle, est = item.oracle / GIB, item.traceable_bytes / GIB
+        oracle, est = item.oracle / GiB, item.traceable_bytes / GiB
         flag = "" if abs(item.error) <= TARGET else "  <-- over 3%"
         if markdown:
             out.append(

@@ -7,10 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from bot.local import GitRevision, changed_since, discover, read_policy, repo_root_for, resolver_from_env
+from bot.local import GitRevision, changed_since, discover, read_local_policy, repo_root_for, resolver_from_env
 from bot.render.markdown import render_markdown
 from bot.render.text import render_text
-from rules.check import WorkingTree, check_configs
+from rules.gate import judge
+from rules.pipeline import check_configs
+from rules.sources import ParsedFiles, WorkingTree
 
 NAME = "check"
 HELP = "Check the repository's training configs against the team's GPU policy."
@@ -27,14 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
     root = repo_root_for(paths or [Path.cwd()])
-    policy = read_policy(root, args.policy)
-    configs = discover(root, policy, paths)
-    base_files = None
+    policy = read_local_policy(root, args.policy)
+    head = ParsedFiles(WorkingTree(root))
+    configs = discover(root, policy, paths, head)
+    base = None
     if args.base:
         changed = changed_since(root, args.base)
         configs = [c for c in configs if c in changed]
-        base_files = GitRevision(root, args.base)
-    report = check_configs(configs, WorkingTree(root), policy, resolver_from_env(), base_files=base_files)
+        base = ParsedFiles(GitRevision(root, args.base))
+    report = check_configs(configs, head, policy, resolver_from_env(), base)
     if args.output:
         Path(args.output).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     if args.format == "json":
@@ -46,7 +49,4 @@ def run(args: argparse.Namespace) -> int:
     if not configs:
         print("vram-check: no training configs matched" + (f" changes since {args.base}" if args.base else ""),
               file=sys.stderr)
-    failing = any(policy.fails(v.verdict, v.peak_bytes, v.capacity_bytes)
-                  for c in report.configs for v in c.verdicts[:1])
-    errors = any(c.error is not None for c in report.configs)
-    return 1 if failing else 2 if errors else 0
+    return judge(report, policy).exit_code

@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 
 from bot.local import repo_root_for, resolver_from_env
-from rules.diagnose import diagnose_file, render_json, render_markdown, render_text
+from bot.render.diagnose import render_json, render_markdown, render_text
+from rules.diagnose import diagnose_file
 from rules.diagnose.compare import compare_with_estimate
 
 NAME = "diagnose"

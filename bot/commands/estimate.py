@@ -6,12 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from bot.local import cli_target, read_policy, relative, repo_root_for, resolver_from_env
+from bot.local import cli_target, read_local_policy, relative, repo_root_for, resolver_from_env
 from bot.render.markdown import render_markdown
 from bot.render.text import render_text
 from estimator.errors import InputError
-from rules.check import WorkingTree, check_config
+from rules.gate import judge
+from rules.pipeline import CheckOptions, check_config
 from rules.report import RunReport
+from rules.sources import ParsedFiles, WorkingTree
 
 NAME = "estimate"
 HELP = "Estimate the per-GPU peak memory of one LLaMA-Factory training config."
@@ -32,16 +34,18 @@ def run(args: argparse.Namespace) -> int:
     if not config.is_file():
         raise InputError("file not found" if not config.exists() else "not a file", file=args.config)
     root = repo_root_for([config])
-    policy = read_policy(root, args.policy)
+    policy = read_local_policy(root, args.policy)
     target = cli_target(policy, args.gpu, args.gpus, args.nodes)
-    report = check_config(relative(config, root), WorkingTree(root), policy, resolver_from_env(), target=target,
-                          model_override=args.model)
+    options = CheckOptions(target=target, model_override=args.model)
+    report = check_config(relative(config, root), ParsedFiles(WorkingTree(root)), policy, resolver_from_env(),
+                          options=options)
     if report.error is not None and report.estimate is None:
         raise InputError(report.error)
+    run_report = RunReport((report,), tuple(policy.notes))
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     elif args.format == "markdown":
-        print(render_markdown(RunReport((report,), tuple(policy.notes))))
+        print(render_markdown(run_report))
     else:
-        print(render_text(RunReport((report,), tuple(policy.notes))), end="")
-    return 1 if report.worst == "no-fit" else 0
+        print(render_text(run_report), end="")
+    return judge(run_report, policy).exit_code

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from estimator.constants import GiB
-from estimator.units import gib, signed_gib
-from rules.report import ConfigReport, Finding, RunReport, Suggestion, Verdict, YamlEdit
+from estimator.units import GiB, gib, signed_gib
+from rules.report import ConfigReport, Finding, RunReport, Suggestion, YamlEdit
 
 MARKER = "<!-- vram-check -->"
 GITHUB_COMMENT_LIMIT = 65_536  # "Body is too long (maximum is 65536 characters)"
 BUDGET = 64_000  # leaves room for the truncation note and the footer
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "buffers", "overhead")
 
-VERDICT_LABEL = {"fit": "✅ fits", "tight": "⚠️ tight", "no-fit": "❌ no fit", "error": "⛔ error"}
+VERDICT_LABEL = {"fit": "✅ fits", "tight": "⚠️ tight", "no-fit": "❌ no fit", "unknown": "❔ unknown",
+                 "error": "⛔ error"}
 SEVERITY_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
 
 
@@ -32,7 +32,6 @@ class RenderContext:
     head_sha: str | None = None
     marker: str = MARKER
     title: str | None = None  # e.g. "What-if: pool=dev gpus=2"
-    expand: str | None = None  # a config path whose breakdown is opened
     only: str | None = None  # render just this config (explain)
     inline_suggestions: frozenset[tuple[str, int, str]] = field(default_factory=frozenset)  # posted inline
     notes: tuple[str, ...] = ()  # front-level notes (file-count limits, ...)
@@ -70,39 +69,39 @@ def _backtick_runs(line: str) -> Iterable[str]:
         yield run
 
 
-def _worst(config: ConfigReport) -> Verdict | None:
-    """The verdict on the config's target pool (the first; the other pools are shown for comparison)."""
-    return config.verdicts[0] if config.verdicts else None
-
-
-def _config_verdict(config: ConfigReport) -> str:
-    if config.error is not None:
-        return "error"
-    worst = _worst(config)
-    return worst.verdict if worst is not None else "error"
+def _plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
 
 
 def headline(report: RunReport) -> str:
-    """The one-line verdict."""
+    """The one-line verdict: errors first (the config cannot run as written), then what does not fit."""
     configs = list(report.configs)
     if not configs:
         return "**No training configs to check.**"
-    counts = {name: sum(1 for c in configs if _config_verdict(c) == name) for name in VERDICT_LABEL}
     total = len(configs)
-    noun = "config" if total == 1 else "configs"
-    if counts["no-fit"]:
-        worst = max((c for c in configs if _config_verdict(c) == "no-fit"),
-                    key=lambda c: c.verdicts[0].peak_bytes - c.verdicts[0].capacity_bytes)
-        verdict = _worst(worst)
+    noun = _plural(total, "config", "configs")
+    parts: list[str] = []
+    errors = report.count("error")
+    if errors:
+        parts.append(f"⛔ {errors} of {total} {noun} {_plural(errors, 'has', 'have')} errors "
+                     "(LLaMA-Factory would stop, or vram-check could not check it)")
+    no_fit = [c for c in configs if c.status == "no-fit" and c.target is not None]
+    if no_fit:
+        worst = max(no_fit, key=lambda c: c.target.peak_bytes - c.target.capacity_bytes if c.target else 0)
+        verdict = worst.target
         assert verdict is not None
-        return (f"**❌ {counts['no-fit']} of {total} {noun} won't fit** — worst: {_code(worst.path)} needs "
-                f"{gib(verdict.peak_bytes)} per GPU, {gib(verdict.capacity_bytes)} usable on "
-                f"{verdict.gpu} ({verdict.pool})")
-    if counts["error"]:
-        return (f"**⛔ {counts['error']} of {total} {noun} could not be checked**"
-                + (f"; the other {total - counts['error']} fit" if total > counts["error"] else ""))
-    if counts["tight"]:
-        return f"**⚠️ {counts['tight']} of {total} {noun} fit with little headroom**; none is expected to OOM"
+        parts.append(f"❌ {len(no_fit)} of {total} {noun} won't fit — worst: {_code(worst.path)} needs "
+                     f"{gib(verdict.peak_bytes)} per GPU, {gib(verdict.capacity_bytes)} usable on "
+                     f"{verdict.gpu} ({verdict.pool})")
+    unknown = report.count("unknown")
+    if unknown:
+        parts.append(f"❔ {unknown} of {total} {noun} {_plural(unknown, 'uses', 'use')} a setup vram-check does not "
+                     "model: no verdict")
+    if parts:
+        return "**" + "** · **".join(parts) + "**"
+    tight = report.count("tight")
+    if tight:
+        return f"**⚠️ {tight} of {total} {noun} fit with little headroom**; none is expected to OOM"
     return f"**✅ All {total} {noun} fit** on the declared GPUs"
 
 
@@ -116,8 +115,11 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
         delta = signed_gib(config.base_delta) if config.base_delta is not None else "new" if config.is_new else "—"
         for verdict in config.verdicts:
             min_gpus = str(verdict.min_gpus) if verdict.min_gpus is not None else "—"
-            rows.append(f"| {_code(config.path)} | {_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)} | "
-                        f"{VERDICT_LABEL.get(verdict.verdict, verdict.verdict)} | {gib(verdict.peak_bytes)} | "
+            label = VERDICT_LABEL[config.status if verdict is config.target else verdict.verdict]
+            pool = f"{_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)}"
+            if verdict is not config.target:
+                pool += " (comparison)"
+            rows.append(f"| {_code(config.path)} | {pool} | {label} | {gib(verdict.peak_bytes)} | "
                         f"{gib(verdict.capacity_bytes)} | {signed_gib(verdict.headroom_bytes)} | {min_gpus} | "
                         f"{delta} |")
     return rows
@@ -212,8 +214,9 @@ def _suggestions(config: ConfigReport, inline: frozenset[tuple[str, int, str]]) 
 def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     """The collapsible per-config section."""
     attribute = " open" if open_ else ""
+    lines: list[str] = []
     if config.error is not None:  # visible, not folded: this is what the author has to fix
-        lines = [f"⛔ **{_cell(config.path)}** could not be checked: {config.error}"]
+        lines.append(f"⛔ **{_cell(config.path)}** could not be checked: {config.error}")
         if config.findings:
             lines += ["", *_findings(config.findings)]
         return "\n".join(lines)
@@ -221,8 +224,10 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     assert estimate is not None
     parts = _components(config)
     total = sum(size for _, size in parts) or 1
-    lines = [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {gib(estimate.peak_bytes)} per GPU "
-             f"at the peak ({_cell(estimate.peak_phase)})</summary>", ""]
+    if config.errors:  # visible, not folded: LLaMA-Factory would stop on these before training
+        lines += [f"⛔ **{_cell(config.path)}** would not run as written:", "", *_findings(config.errors), ""]
+    lines += [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {gib(estimate.peak_bytes)} per GPU "
+              f"at the peak ({_cell(estimate.peak_phase)})</summary>", ""]
     model = f"Model {_code(config.model_id)}" if config.model_id else "Model"
     if config.parameters is not None:
         model += (f", {config.parameters.total / 1e9:.2f} B parameters "
@@ -266,7 +271,7 @@ def render_markdown(report: RunReport, *, context: RenderContext | None = None) 
         head.append(f"> {note}")
     sections: list[str] = []
     for config in configs:
-        parts = [breakdown(config, open_=context.only is not None or context.expand == config.path)]
+        parts = [breakdown(config, open_=context.only is not None)]
         suggestions = _suggestions(config, context.inline_suggestions)
         if suggestions and config.error is None:
             parts += ["", f"**Smallest changes that make {_code(config.path)} fit**", "", *suggestions]

@@ -5,16 +5,17 @@ from __future__ import annotations
 from estimator.units import gib, signed_gib
 from rules.report import ConfigReport, RunReport
 
-LABEL = {"fit": "FIT", "tight": "TIGHT", "no-fit": "NO-FIT", "error": "ERROR"}
+LABEL = {"fit": "FIT", "tight": "TIGHT", "no-fit": "NO-FIT", "unknown": "UNKNOWN", "error": "ERROR"}
 BREAKDOWN = (("weights", "weights"), ("gradients", "gradients"), ("optimizer", "optimizer states"),
              ("activations", "activations"), ("logits", "logits + loss"), ("buffers", "buffers (DDP/ZeRO, cuBLAS)"))
 
 
-
 def render_config(config: ConfigReport) -> list[str]:
-    lines = [f"{config.path}: {LABEL[config.worst]}"]
+    lines = [f"{config.path}: {LABEL[config.status]}"]
     if config.error is not None:
         lines.append(f"  error: {config.error}")
+    elif config.errors:
+        lines.append("  error: LLaMA-Factory would stop on this config (the findings marked error below)")
     estimate = config.estimate
     if estimate is not None and config.parameters is not None:
         target = config.plan.get("target", {})
@@ -38,7 +39,8 @@ def render_config(config: ConfigReport) -> list[str]:
             sharded = int(config.plan.get("zero_stage") or 0) > 0
             min_gpus = (f"more than the pool's {verdict.gpus}" if sharded
                         else "none: without ZeRO every GPU holds the whole model state")
-        lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}): {LABEL[verdict.verdict]} — "
+        role = "" if verdict is config.target else ", comparison"
+        lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}{role}): {LABEL[verdict.verdict]} — "
                      f"{gib(verdict.peak_bytes)} of {gib(verdict.capacity_bytes)} usable per GPU "
                      f"({signed_gib(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")
     if config.base_delta is not None:
@@ -68,6 +70,8 @@ def render_text(report: RunReport) -> str:
             lines.append("")
         lines.extend(render_config(config))
     if len(report.configs) > 1:
-        lines += ["", f"overall: {LABEL[report.overall]} ({len(report.configs)} configs, "
-                      f"{report.no_fit_count} no-fit)"]
+        counts = ", ".join(f"{report.count(status)} {status}" for status in ("error", "no-fit", "unknown", "tight")
+                           if report.count(status))
+        lines += ["", f"overall: {LABEL[report.overall]} ({len(report.configs)} configs"
+                      + (f"; {counts})" if counts else ")")]
     return "\n".join(lines) + "\n"

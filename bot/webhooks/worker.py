@@ -19,12 +19,15 @@ from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bot.github_adapter import CallCounter, GitHubClients, GitHubUnavailable, PullRequestGateway
 from bot.settings import Settings
+from bot.webhooks.check_job import JobEnvironment, run_check
+from bot.webhooks.command_job import run_command
 from bot.webhooks.jobs import CheckJob, CommandJob, Job, JobOutcome
 from estimator.errors import ModelNotFound
+from estimator.hub import ModelResolver, Resolver
+from estimator.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 class WorkerContext:
     settings: Settings
     clients: GitHubClients
-    resolver: Any  # estimator.hub.ModelResolver, built lazily (imports the estimator)
+    resolver: ModelResolver | None  # built on the first job
 
 
 _context: WorkerContext | None = None
@@ -54,14 +57,6 @@ def init_worker(settings: Settings) -> None:
             _context = WorkerContext(settings=settings, clients=GitHubClients(settings), resolver=None)
 
 
-_current = threading.local()  # the context of the job running on this thread
-
-
-def app_auth_enabled() -> bool:
-    context: WorkerContext | None = getattr(_current, "context", None) or _context
-    return context is not None and context.clients.uses_app_auth
-
-
 def make_context(settings: Settings) -> WorkerContext:
     """A context for thread mode: bound to one service, so several services can share a process (tests)."""
     return WorkerContext(settings=settings, clients=GitHubClients(settings), resolver=None)
@@ -79,7 +74,7 @@ def make_executor(settings: Settings) -> Executor:
                                initargs=(settings,))
 
 
-PRELOAD = ("bot.webhooks.worker", "bot.webhooks.check_flow", "bot.webhooks.command_flow", "rules.check",
+PRELOAD = ("bot.webhooks.worker", "bot.webhooks.check_job", "bot.webhooks.command_job", "rules.pipeline",
            "estimator.hub", "huggingface_hub", "github")
 WORKER_NICENESS = 10  # acknowledgements (the service process) win the CPU over background checks
 
@@ -100,11 +95,11 @@ class CountingResolver:
     """Wraps estimator.hub.ModelResolver for the service: counts resolutions for the metrics, and accepts
     Hub model ids only — a pull request must not make the service read files on its own disk."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Resolver) -> None:
         self._inner = inner
         self.counts: Counter[str] = Counter()
 
-    def resolve(self, ref: str) -> Any:
+    def resolve(self, ref: str) -> ModelSpec:
         ref = ref.strip()
         if not HUB_ID.match(ref) or ".." in ref or ref.endswith(".json") or Path(ref).expanduser().exists():
             self.counts["rejected"] += 1
@@ -118,14 +113,9 @@ class CountingResolver:
         self.counts["ok"] += 1
         return spec
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
-
-def _resolver(context: WorkerContext) -> Any:
+def _resolver(context: WorkerContext) -> ModelResolver:
     if context.resolver is None:
-        from estimator.hub import ModelResolver
-
         settings = context.settings
         context.resolver = ModelResolver(
             endpoint=settings.hf_endpoint,
@@ -143,20 +133,17 @@ def run_job(job: Job) -> JobOutcome:
 
 def execute(context: WorkerContext, job: Job) -> JobOutcome:
     """Run one job; never raises (the outcome says what failed)."""
-    _current.context = context
     counter = CallCounter()
-    resolver = CountingResolver(None)
+    resolver = CountingResolver(_resolver(context))
+    env = JobEnvironment(app_auth=context.clients.uses_app_auth)
     outcome = JobOutcome(kind=job.kind, outcome="failed")
     try:
-        from bot.webhooks import check_flow, command_flow
-
-        resolver = CountingResolver(_resolver(context))
         gh = context.clients.client(job.pr.installation_id)
         gateway = PullRequestGateway(gh, job.pr.repo, job.pr.number, context.settings, counter)
         if isinstance(job, CheckJob):
-            outcome = check_flow.run_check(gateway, resolver, job)
+            outcome = run_check(gateway, resolver, env, job)
         elif isinstance(job, CommandJob):
-            outcome = command_flow.run_command(gateway, resolver, job)
+            outcome = run_command(gateway, resolver, env, job)
     except GitHubUnavailable as error:
         log.warning("%s for %s#%d stopped: %s", job.kind, job.pr.repo, job.pr.number, error)
         outcome = JobOutcome(kind=job.kind, outcome="github-unavailable", failures=["github"])
@@ -166,5 +153,4 @@ def execute(context: WorkerContext, job: Job) -> JobOutcome:
     outcome.github_calls = dict(counter.counts)
     outcome.hub_calls = dict(resolver.counts)
     outcome.finished_at = time.time()
-    _current.context = None
     return outcome

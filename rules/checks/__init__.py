@@ -1,8 +1,10 @@
 """Validation rules for LLaMA-Factory training configs, one module per rule (yamllint style).
 
-Each rule module has a docstring (its one-line documentation), an `ID`, a default `SEVERITY`, and
-`check(ctx: RuleContext) -> Iterator[Finding]` yielding findings with a line number. Adding a rule
-is adding a module here: `run_rules` discovers every module of this package.
+A rule module has a docstring (its one-line documentation), an `ID`, a default `SEVERITY`, and
+`check(ctx: RuleContext) -> Iterator[Finding]` yielding findings with a line number. A module that reports a
+table of checks instead (LLaMA-Factory's rejected combinations) lists its IDs in `RULES` as
+{ID: (severity, one-line documentation)}. Adding a rule is adding a module here: `run_rules` discovers
+every module of this package.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ from functools import cache, cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-import yaml
-
 from estimator import llamafactory_rules
-from estimator.errors import InputError
 from estimator.llamafactory_rules import Rejection
+from estimator.source import YamlDocument, parse_yaml
 from rules.report import Finding, Severity
 
-if TYPE_CHECKING:  # only for annotations: rules run on the raw YAML when no plan could be built
+if TYPE_CHECKING:  # only for annotations: rules run on the YAML alone when no plan could be built
     from estimator.plan import TrainingPlan
     from rules.gpus import GPU
 
@@ -34,32 +34,43 @@ _ZERO3_NAME = re.compile(r"(?:zero|z)_?3", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class RuleContext:
-    """Everything a rule may look at: the YAML mapping and its key lines, the resolved plan when it
-    could be built, the target GPU and world size, and the base-branch YAML for pull requests."""
+    """Everything a rule may look at: the parsed YAML (and the base branch's), the resolved plan when it could
+    be built, the target GPU and world size."""
 
-    plan: TrainingPlan | None
-    raw: Mapping[str, Any]
-    key_lines: Mapping[str, int]
-    path: str
+    document: YamlDocument
+    plan: TrainingPlan | None = None
     gpu: GPU | None = None
     world_size: int = 1
-    base_raw: Mapping[str, Any] | None = None
+    base: YamlDocument | None = None
     deepspeed_error: str | None = None
     deepspeed_stage: int | None = None  # ZeRO stage from the DeepSpeed JSON when there is no plan
 
     @classmethod
-    def from_yaml(cls, text: str, path: str, *, plan: TrainingPlan | None = None, gpu: GPU | None = None,
-                  world_size: int = 1, base_text: str | None = None, deepspeed_error: str | None = None,
-                  deepspeed_stage: int | None = None) -> RuleContext:
-        """A context straight from YAML text (and the base branch's text), without a plan."""
-        raw, lines = yaml_mapping(text, path)
-        base_raw = yaml_mapping(base_text, path)[0] if base_text is not None else None
-        return cls(plan=plan, raw=raw, key_lines=lines, path=path, gpu=gpu, world_size=world_size,
-                   base_raw=base_raw, deepspeed_error=deepspeed_error, deepspeed_stage=deepspeed_stage)
+    def from_yaml(cls, text: str, path: str, *, base_text: str | None = None, **kwargs: Any) -> RuleContext:
+        """A context straight from YAML text (and the base branch's text): for tests and one-off checks."""
+        base = parse_yaml(base_text, path) if base_text is not None else None
+        return cls(document=parse_yaml(text, path), base=base, **kwargs)
+
+    @cached_property
+    def raw(self) -> Mapping[str, Any]:
+        """The top-level mapping ({} for an empty file or one that is not a mapping)."""
+        data = self.document.data
+        return {str(key): value for key, value in data.items()} if isinstance(data, dict) else {}
+
+    @cached_property
+    def base_raw(self) -> Mapping[str, Any] | None:
+        if self.base is None:
+            return None
+        data = self.base.data
+        return {str(key): value for key, value in data.items()} if isinstance(data, dict) else {}
+
+    @property
+    def path(self) -> str:
+        return self.document.path
 
     def line(self, key: str) -> int | None:
         """1-based line of a top-level key, None if the key is absent."""
-        return self.key_lines.get(key)
+        return self.document.line(key)
 
     def has(self, key: str) -> bool:
         return llamafactory_rules.has(self.raw, key)
@@ -77,17 +88,8 @@ class RuleContext:
         return llamafactory_rules.number(self.raw, key, default)
 
     @property
-    def finetuning_type(self) -> str:
-        return self.text("finetuning_type", "lora")  # finetuning_args.py default
-
-    @property
-    def stage(self) -> str:
-        return self.text("stage", "sft")  # finetuning_args.py default
-
-    @property
     def uses_deepspeed(self) -> bool:
-        value = self.raw.get("deepspeed")
-        return value not in (None, "", False)
+        return self.raw.get("deepspeed") not in (None, "", False)
 
     @property
     def zero_stage(self) -> int:
@@ -104,7 +106,7 @@ class RuleContext:
             zero = value.get("zero_optimization")
             stage = zero.get("stage", 0) if isinstance(zero, Mapping) else 0
             return int(stage) if isinstance(stage, int) else 0
-        return 3 if _ZERO3_NAME.search(str(value)) else 0
+        return 3 if _ZERO3_NAME.search(str(value)[:300]) else 0
 
     @cached_property
     def rejections(self) -> list[Rejection]:
@@ -116,42 +118,36 @@ class RuleContext:
                        line=self.line(key) if key is not None else None)
 
 
-def rejection_findings(ctx: RuleContext, rule: str, severity: Severity) -> Iterator[Finding]:
-    """The findings of one rule family of LLaMA-Factory's rejections: its message, our hint, the key's line."""
-    for rejection in ctx.rejections:
-        if rejection.rule == rule:
-            yield ctx.finding(rule, severity, rejection.text, rejection.key)
+@dataclass(frozen=True)
+class RuleDoc:
+    id: str
+    severity: Severity
+    doc: str
 
 
-def yaml_mapping(text: str, path: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """A YAML file's top-level mapping and the 1-based line of each top-level key."""
-    try:
-        raw = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(error, 'problem', None) or error}", file=path,
-                         line=mark.line + 1 if mark is not None else None) from None
-    if raw is None:
-        return {}, {}
-    if not isinstance(raw, dict) or not isinstance(root, yaml.MappingNode):
-        raise InputError("a training config must be a mapping of keys", file=path, line=1)
-    lines = {str(key.value): key.start_mark.line + 1 for key, _ in root.value}
-    return {str(key): value for key, value in raw.items()}, lines
+def _module_rules(module: ModuleType) -> list[RuleDoc]:
+    """The rules a module reports: its ID, SEVERITY and docstring, or its RULES table."""
+    table = getattr(module, "RULES", None)
+    if table is not None:
+        return [RuleDoc(rule, severity, doc) for rule, (severity, doc) in table.items()]
+    if not (hasattr(module, "ID") and hasattr(module, "SEVERITY")):
+        raise TypeError(f"rule module {module.__name__} needs ID and SEVERITY (or RULES), and check()")
+    return [RuleDoc(str(module.ID), module.SEVERITY, (module.__doc__ or "").strip().splitlines()[0])]
 
 
 @cache
 def rule_modules() -> tuple[ModuleType, ...]:
-    """Every rule module of this package, sorted by ID."""
+    """Every rule module of this package, in name order."""
     modules = []
-    for info in pkgutil.iter_modules(__path__):
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        if not (hasattr(module, "ID") and hasattr(module, "SEVERITY") and hasattr(module, "check")):
-            raise TypeError(f"rule module {module.__name__} needs ID, SEVERITY and check()")
+        if not hasattr(module, "check"):
+            raise TypeError(f"rule module {module.__name__} needs check()")
+        _module_rules(module)
         modules.append(module)
-    return tuple(sorted(modules, key=lambda module: str(module.ID)))
+    return tuple(modules)
 
 
 def run_rules(ctx: RuleContext) -> list[Finding]:
@@ -164,6 +160,6 @@ def run_rules(ctx: RuleContext) -> list[Finding]:
 
 
 def rule_docs() -> list[tuple[str, str, str]]:
-    """(ID, default severity, one-line documentation) of every rule, for docs/rules.md and --help."""
-    return [(str(module.ID), str(module.SEVERITY), (module.__doc__ or "").strip().splitlines()[0])
-            for module in rule_modules()]
+    """(ID, default severity, one-line documentation) of every rule, sorted by ID, for docs/rules.md."""
+    docs = [rule for module in rule_modules() for rule in _module_rules(module)]
+    return [(rule.id, rule.severity, rule.doc) for rule in sorted(docs, key=lambda rule: rule.id)]

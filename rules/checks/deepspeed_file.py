@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from estimator.source import describe
 from rules.checks import RuleContext
 from rules.report import Finding, Severity
 
@@ -17,5 +18,5 @@ def check(ctx: RuleContext) -> Iterator[Finding]:
         return
     value = ctx.raw.get("deepspeed")
     if ctx.uses_deepspeed and not isinstance(value, (str, dict)):
-        yield ctx.finding(ID, SEVERITY, f"'deepspeed' must be a path to a JSON file, got {value!r}",
+        yield ctx.finding(ID, SEVERITY, f"'deepspeed' must be a path to a JSON file, got {describe(value)}",
                           "deepspeed")

@@ -10,14 +10,15 @@ Thresholds (judgement, not measurement; tuned on the fixtures):
 
 from __future__ import annotations
 
-from rules.diagnose.model import Cause, LogContext, OomEvent
-from rules.diagnose.sizes import GIB, MIB, format_bytes
+from estimator.units import GiB, MiB
+from rules.diagnose.diagnosis import Cause, LogContext, OomEvent
+from rules.diagnose.sizes import format_bytes
 
-FRAGMENTATION_FLOOR = GIB
+FRAGMENTATION_FLOOR = GiB
 FRAGMENTATION_FRACTION = 0.10
 LARGE_REQUEST_FRACTION = 0.25
 SATURATED_FRACTION = 0.85
-OUTSIDE_ALLOCATOR_FLOOR = 2 * GIB
+OUTSIDE_ALLOCATOR_FLOOR = 2 * GiB
 ADAMW_STATE_BYTES_PER_PARAM = 8  # exp_avg + exp_avg_sq in fp32 (torch.optim.AdamW)
 FP32_BYTES_PER_PARAM = 4  # LLaMA-Factory upcasts trainable params to float32 (model/adapter.py)
 
@@ -36,7 +37,7 @@ def _fragmentation(event: OomEvent) -> Cause | None:
         return None
     env = "PYTORCH_NPU_ALLOC_CONF" if event.kind == "npu" else "PYTORCH_CUDA_ALLOC_CONF"
     fix = f"set {env}=expandable_segments:True"
-    if requested is not None and unused >= requested and unused >= 256 * MIB:
+    if requested is not None and unused >= requested and unused >= 256 * MiB:
         return Cause(
             "fragmentation",
             f"fragmentation: {format_bytes(unused)} reserved by PyTorch but unallocated, "

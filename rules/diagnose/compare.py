@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from estimator.hub import ModelResolver
-from rules.diagnose.model import Diagnosis, EstimateComparison
+from estimator.hub import ModelResolver, Resolver
+from rules.diagnose.diagnosis import Diagnosis, EstimateComparison
 from rules.diagnose.sizes import format_bytes
 
 # Our phase ids -> the estimator's phase names (estimator/memory.py Estimate.phases).
@@ -55,7 +55,7 @@ def compare_with_estimate(
     gpus_per_node: int,
     nodes: int,
     repo_root: Path | None = None,
-    resolver: ModelResolver | None = None,
+    resolver: Resolver | None = None,
 ) -> EstimateComparison:
     """Estimate the config and fill the comparison rows and, after an OOM, suggestions. `repo_root` is where
     the config's DeepSpeed path resolves (the config repository); default: the config's folder."""
@@ -111,7 +111,7 @@ def _suggestions(
     config: Path, root: Path, model: Any, plan: Any, world: Any, capacity: int, notes: list[str]
 ) -> list[dict[str, object]]:
     from estimator.suggest import suggest
-    from rules.check import WorkingTree
+    from rules.sources import WorkingTree
 
     files = WorkingTree(root)
     path = config.resolve().relative_to(root).as_posix() if config.resolve().is_relative_to(root) else config.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rules.diagnose.model import LogContext
+from rules.diagnose.diagnosis import LogContext
 
 # LLaMA-Factory YAML keys / CLI flags as they appear in pasted configs and launch commands.
 _SETTING_RE = re.compile(

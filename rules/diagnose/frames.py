@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rules.diagnose.model import Frame
+from rules.diagnose.diagnosis import Frame
 
 _FRAME_RES = (
     # CPython:   File "/x/y.py", line 12, in func

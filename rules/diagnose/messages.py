@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from rules.diagnose.model import OomEvent
+from rules.diagnose.diagnosis import OomEvent
 from rules.diagnose.sizes import SIZE_PATTERN, size_to_bytes
 
 _S = SIZE_PATTERN  # two groups: value, unit

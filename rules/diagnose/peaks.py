@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 
-from rules.diagnose.model import MeasuredPeaks
-from rules.diagnose.sizes import GIB, MIB
+from estimator.units import GiB, MiB
+from rules.diagnose.diagnosis import MeasuredPeaks
 
 _SMI_RE = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
 _DS_MEM_RE = re.compile(r"Max_MA\s+([\d.]+)\s*GB.*?Max_CA\s+([\d.]+)\s*GB")
@@ -40,7 +40,7 @@ def _from_trainer_log(peaks: MeasuredPeaks, line: str) -> None:
     for key, name in (("vram_allocated", "allocated_bytes"), ("vram_reserved", "reserved_bytes")):
         value = record.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            _raise(peaks, name, round(value * GIB), "trainer_log.jsonl (RECORD_VRAM)")
+            _raise(peaks, name, round(value * GiB), "trainer_log.jsonl (RECORD_VRAM)")
 
 
 def fold_line(peaks: MeasuredPeaks, line: str) -> None:
@@ -51,7 +51,7 @@ def fold_line(peaks: MeasuredPeaks, line: str) -> None:
     if "MiB" in line:
         smi = _SMI_RE.search(line)
         if smi is not None:
-            used, total = int(smi.group(1)) * MIB, int(smi.group(2)) * MIB
+            used, total = int(smi.group(1)) * MiB, int(smi.group(2)) * MiB
             if total > 0 and used <= total:
                 _raise(peaks, "device_used_bytes", used, "nvidia-smi")
                 if peaks.device_total_bytes is None or total > peaks.device_total_bytes:
@@ -60,10 +60,10 @@ def fold_line(peaks: MeasuredPeaks, line: str) -> None:
     if "Max_MA" in line:
         ds = _DS_MEM_RE.search(line)
         if ds is not None:
-            _raise(peaks, "allocated_bytes", round(float(ds.group(1)) * GIB), "DeepSpeed see_memory_usage")
-            _raise(peaks, "reserved_bytes", round(float(ds.group(2)) * GIB), "DeepSpeed see_memory_usage")
+            _raise(peaks, "allocated_bytes", round(float(ds.group(1)) * GiB), "DeepSpeed see_memory_usage")
+            _raise(peaks, "reserved_bytes", round(float(ds.group(2)) * GiB), "DeepSpeed see_memory_usage")
         return
     if "MaxMemAllocated=" in line:
         timer = _DS_TIMER_RE.search(line)
         if timer is not None:
-            _raise(peaks, "allocated_bytes", round(float(timer.group(1)) * GIB), "DeepSpeed timer")
+            _raise(peaks, "allocated_bytes", round(float(timer.group(1)) * GiB), "DeepSpeed timer")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rules.diagnose.model import Frame
+from rules.diagnose.diagnosis import Frame
 
 PHASE_LABELS = {
     "checkpoint-save": "checkpoint save",

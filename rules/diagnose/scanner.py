@@ -18,9 +18,9 @@ from estimator.errors import InputError
 from rules.diagnose import context as run_context
 from rules.diagnose import peaks as measured
 from rules.diagnose.causes import name_causes
+from rules.diagnose.diagnosis import Diagnosis, Frame
 from rules.diagnose.frames import is_traceback_start, parse_frames
 from rules.diagnose.messages import is_trigger, message_kind, needs_continuation, parse_message
-from rules.diagnose.model import Diagnosis, Frame
 from rules.diagnose.phases import detect_phase
 
 MAX_LINE_BYTES = 64 * 1024  # a "line" of binary junk without newlines is cut into pieces this long

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-GIB = 1 << 30
-MIB = 1 << 20
+from estimator.units import GiB, MiB
 
 # PyTorch's allocator messages use binary units (torch/csrc: format_size divides by 1024);
 # DeepSpeed's see_memory_usage prints "GB" for bytes / 1024**3, so GB/MB/KB are read as binary too.
@@ -16,12 +15,12 @@ _UNIT_BYTES = {
     "k": 1 << 10,
     "kb": 1 << 10,
     "kib": 1 << 10,
-    "m": MIB,
-    "mb": MIB,
-    "mib": MIB,
-    "g": GIB,
-    "gb": GIB,
-    "gib": GIB,
+    "m": MiB,
+    "mb": MiB,
+    "mib": MiB,
+    "g": GiB,
+    "gb": GiB,
+    "gib": GiB,
     "t": 1 << 40,
     "tb": 1 << 40,
     "tib": 1 << 40,
@@ -51,6 +50,6 @@ def format_bytes(n: int | None) -> str:
     """GiB with one decimal from 1 GiB up; whole MiB below, where 0.1 GiB steps would hide the number."""
     if n is None:
         return "n/a"
-    if abs(n) >= GIB:
-        return f"{n / GIB:.1f} GiB"
-    return f"{n / MIB:.0f} MiB"
+    if abs(n) >= GiB:
+        return f"{n / GiB:.1f} GiB"
+    return f"{n / MiB:.0f} MiB"

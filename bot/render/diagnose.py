@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rules.diagnose.model import Diagnosis, OomEvent
+from rules.diagnose.diagnosis import Diagnosis, OomEvent
 from rules.diagnose.phases import PHASE_LABELS
 from rules.diagnose.sizes import format_bytes
 

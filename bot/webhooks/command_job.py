@@ -6,16 +6,17 @@ A re-run updates the sticky summary; a what-if, `explain` and `diagnose` answer 
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
 
 from bot.github_adapter import GitHubUnavailable, PullRequestGateway
+from bot.render.diagnose import render_markdown as render_diagnosis
 from bot.render.markdown import RenderContext, render_markdown
 from bot.slash import HELP_MARKER, SlashCommand, help_reply, refusal_reply
-from bot.webhooks.check_flow import check_pull_request, failure_stages
+from bot.webhooks.check_job import JobEnvironment, check_pull_request, failure_stages
 from bot.webhooks.jobs import CommandJob, JobOutcome
 from estimator.errors import InputError
+from estimator.hub import Resolver
+from rules.diagnose import diagnose_text
 from rules.gpus import match_gpu
 from rules.policy import Target
 
@@ -40,20 +41,15 @@ def _reply_marker(body: str) -> str:
 
 
 def _diagnose(log_text: str) -> str:
-    """rules.diagnose's own Markdown for the pasted log (its diagnose_text + render_markdown)."""
+    """The diagnosis of a pasted log, as the CLI's `diagnose --format markdown` renders it."""
     try:
-        module = importlib.import_module("rules.diagnose")
-        markdown = module.render_markdown(module.diagnose_text(log_text))
-    except (ImportError, AttributeError):
-        return f"{HELP_MARKER}\n`diagnose` is not available in this version of vram-check."
+        markdown = render_diagnosis(diagnose_text(log_text))
     except InputError as error:
         return f"{HELP_MARKER}\n{error}"
-    return f"{HELP_MARKER}\n{str(markdown)[:60_000]}"
+    return f"{HELP_MARKER}\n{markdown[:60_000]}"
 
 
-def run_command(gateway: PullRequestGateway, resolver: Any, job: CommandJob) -> JobOutcome:
-    from bot.webhooks.worker import app_auth_enabled
-
+def run_command(gateway: PullRequestGateway, resolver: Resolver, env: JobEnvironment, job: CommandJob) -> JobOutcome:
     command = job.command
     if not gateway.may_write(job.login):
         log.info("refused /vram-check from %s on %s#%d (no write access)", job.login, job.pr.repo, job.pr.number)
@@ -70,7 +66,7 @@ def run_command(gateway: PullRequestGateway, resolver: Any, job: CommandJob) -> 
         gateway.create_comment(_diagnose(command.log_text or ""))
         return JobOutcome(kind=job.kind, outcome="diagnosed")
     if command.action == "run":
-        result = check_pull_request(gateway, resolver, app_auth=app_auth_enabled())
+        result = check_pull_request(gateway, resolver, env)
         return JobOutcome(kind=job.kind, outcome=f"rerun-{result.comment}", failures=failure_stages(result.report))
     if command.action == "what-if":
         try:
@@ -78,10 +74,10 @@ def run_command(gateway: PullRequestGateway, resolver: Any, job: CommandJob) -> 
         except InputError as error:
             gateway.create_comment(f"{HELP_MARKER}\n{error}\n\n" + help_reply(command).partition("\n")[2])
             return JobOutcome(kind=job.kind, outcome="bad-command")
-        result = check_pull_request(gateway, resolver, app_auth=app_auth_enabled(), target=target,
+        result = check_pull_request(gateway, resolver, env, target=target,
                                     title=what_if_title(command), publish=False)
     else:  # explain
-        result = check_pull_request(gateway, resolver, app_auth=app_auth_enabled(), publish=False)
+        result = check_pull_request(gateway, resolver, env, publish=False)
     if result.report is None or result.body is None:
         gateway.create_comment(f"{HELP_MARKER}\nThis pull request changes no training config, so there is "
                                "nothing to check.")

@@ -8,18 +8,18 @@ may name its own target in a comment: `# vram-check: pool=dev gpus=2` (see `pars
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from estimator.errors import InputError
+from estimator.errors import InputError, did_you_mean
+from estimator.source import KeyPath, YamlDocument, describe, parse_yaml
 from rules.gpus import GPU, custom_gpu, match_gpu
+from rules.policy import globs
+from rules.policy.target import Target
+from rules.sources import FileSource
 
 POLICY_PATH = ".github/vram-check.yml"
 DEFAULT_PATHS = ("**/*.yaml", "**/*.yml")
@@ -28,7 +28,22 @@ DEFAULT_GPU = "A100-80GB"
 DEFAULT_GPUS_PER_NODE = 8
 HEADROOM_MAX = 0.5
 
-FailOn = Literal["no-fit", "tight", "never"]
+FailOnWord = Literal["no-fit", "tight", "unknown", "never"]
+FAIL_ON_WORDS: tuple[FailOnWord, ...] = ("no-fit", "tight", "unknown", "never")
+
+
+def failing_verdicts(words: str | Sequence[str]) -> frozenset[str]:
+    """The verdicts that fail the check for a `fail_on` value: no-fit always fails, and each word listed
+    adds its verdict (`tight`, `unknown`); `never` alone fails none. Configs with errors fail regardless."""
+    listed = [words] if isinstance(words, str) else list(words)
+    unknown = [word for word in listed if word not in FAIL_ON_WORDS]
+    if unknown:
+        raise ValueError(f"fail_on takes {', '.join(FAIL_ON_WORDS)} (or a list of them), got '{unknown[0]}'")
+    if "never" in listed:
+        if len(listed) > 1:
+            raise ValueError("fail_on: never cannot be combined with other verdicts")
+        return frozenset()
+    return frozenset({"no-fit", *listed})
 
 
 class PoolSpec(BaseModel):
@@ -52,7 +67,7 @@ class PolicySpec(BaseModel):
     pools: list[PoolSpec] | None = None
     default_pool: str | None = None
     headroom: float = 0.10
-    fail_on: FailOn = "no-fit"
+    fail_on: FailOnWord | list[FailOnWord] = "no-fit"
     fail_above: float | None = None
 
 
@@ -72,31 +87,6 @@ class Pool:
 
 
 @dataclass(frozen=True)
-class Target:
-    """What a training YAML asks for in a `# vram-check:` comment; unset fields fall back to the pool."""
-
-    pool: str | None = None
-    gpu: GPU | None = None
-    gpus: int | None = None  # GPUs per node
-    nodes: int | None = None
-    line: int | None = None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Where a pool's verdicts change, in bytes of one GPU's usable memory: above `tight_above` the
-    verdict is "tight"; above `fails_above` the check fails (None: never, `fail_on: never`)."""
-
-    usable_bytes: int
-    tight_above: int
-    fails_above: int | None
-
-    def headroom_left(self, peak_bytes: int) -> int:
-        """Bytes still free below the usable memory at this peak (negative: over by that much)."""
-        return self.usable_bytes - peak_bytes
-
-
-@dataclass(frozen=True)
 class Policy:
     """The validated policy; `notes` carries what a report should mention (defaults, guesses)."""
 
@@ -104,7 +94,7 @@ class Policy:
     pools: tuple[Pool, ...]
     default_pool: str
     headroom: float
-    fail_on: FailOn
+    fail_on: frozenset[str]  # the target-pool verdicts that fail the check (see `failing_verdicts`)
     fail_above: float | None
     path: str
     from_file: bool
@@ -122,22 +112,12 @@ class Policy:
             if pool.name == name:
                 return pool
         names = [pool.name for pool in self.pools]
-        raise InputError(f"no pool named '{name}'{_did_you_mean(name, names)}; pools: {', '.join(names)}",
+        raise InputError(f"no pool named '{name}'{did_you_mean(name, names)}; pools: {', '.join(names)}",
                          file=self.path)
 
     def matches(self, path: str) -> bool:
-        """Whether `path` (relative to the repository root) is selected by the policy's globs.
-
-        GitHub's glob semantics: `*` stays within one directory, `**` crosses directories, `**/`
-        also matches no directory, and a pattern starting with `!` excludes; the last match wins.
-        """
-        normalized = path.replace("\\", "/").removeprefix("./")
-        selected = False
-        for pattern in self.paths:
-            negated = pattern.startswith("!")
-            if _glob_regex(pattern[1:] if negated else pattern).fullmatch(normalized):
-                selected = not negated
-        return selected
+        """Whether `path` (relative to the repository root) is selected by the policy's globs."""
+        return globs.matches(self.paths, path)
 
     def resolve_target(self, target: Target | None, file: str | None = None) -> Pool:
         """The pool a config is checked against: its `# vram-check:` target, else the default pool."""
@@ -158,26 +138,6 @@ class Policy:
                 f"the config asks for gpus={per_node} nodes={nodes}", file=file, line=target.line)
         return Pool(name=pool.name, gpu=pool.gpu, per_node=per_node, nodes=nodes, line=pool.line)
 
-    def thresholds(self, usable_bytes: int) -> Thresholds:
-        """The byte limits this policy sets on a GPU with `usable_bytes`, for reports to show."""
-        tight_above = int(usable_bytes * (1 - self.headroom))  # headroom 0.10: top 10% is "tight"
-        limits = {"no-fit": [usable_bytes], "tight": [tight_above], "never": []}[self.fail_on]
-        if self.fail_above is not None:
-            limits.append(int(usable_bytes * self.fail_above))
-        fails_above = min(limits) if limits else None
-        return Thresholds(usable_bytes=usable_bytes, tight_above=tight_above, fails_above=fails_above)
-
-    def fails(self, verdict: str, peak_bytes: int, usable_bytes: int) -> bool:
-        """Whether a verdict fails the check: `fail_on` ("no-fit" | "tight" | "never"), and
-        `fail_above` — the fraction of usable memory above which even a fitting config fails."""
-        if self.fail_above is not None and peak_bytes > self.fail_above * usable_bytes:
-            return True
-        if self.fail_on == "never":
-            return False
-        if self.fail_on == "tight":
-            return verdict in ("tight", "no-fit")
-        return verdict == "no-fit"
-
 
 def looks_like_training_config(raw: Mapping[str, Any] | None) -> bool:
     """A LLaMA-Factory training YAML has `model_name_or_path` and one of stage/finetuning_type/do_train."""
@@ -193,30 +153,36 @@ def default_policy(path: str = POLICY_PATH) -> Policy:
             f"against one pool '{DEFAULT_POOL}' of {DEFAULT_GPUS_PER_NODE}×{gpu.name}; "
             "add a policy file to declare your GPUs")
     return Policy(paths=DEFAULT_PATHS, pools=(Pool(DEFAULT_POOL, gpu, DEFAULT_GPUS_PER_NODE),),
-                  default_pool=DEFAULT_POOL, headroom=0.10, fail_on="no-fit", fail_above=None,
+                  default_pool=DEFAULT_POOL, headroom=0.10, fail_on=frozenset({"no-fit"}), fail_above=None,
                   path=path, from_file=False, notes=(note,))
+
+
+def read_policy(files: FileSource, path: str = POLICY_PATH) -> Policy:
+    """The policy file of a repository version (working tree, git revision, a commit on GitHub); the
+    defaults when it has none. InputError when the file is there but invalid."""
+    try:
+        text = files.read_text(path)
+    except FileNotFoundError:
+        return load_policy(None)
+    return load_policy(text, path)
 
 
 def load_policy(text: str | None, path: str = POLICY_PATH) -> Policy:
     """Parse and validate a policy file's text; `None` (no file) gives the defaults with a note."""
     if text is None:
         return default_policy(path)
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(f"not valid YAML: {problem}", file=path, line=line) from None
-    if data is None or root is None:
+    return policy_from_document(parse_yaml(text, path))
+
+
+def policy_from_document(document: YamlDocument) -> Policy:
+    """Validate an already-parsed policy file."""
+    path = document.path
+    if document.data is None:
         policy = default_policy(path)
         note = f"{path} is empty: using the defaults"
         return replace(policy, from_file=True, notes=(note,))
-    if not isinstance(data, dict):
-        raise InputError("the policy must be a mapping of keys (paths, pools, default_pool, headroom, ...)",
-                         file=path, line=1)
-    lines = key_lines(root)
+    data = document.mapping("the policy to be a mapping of keys (paths, pools, default_pool, headroom, ...)")
+    lines = document.lines
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as error:
@@ -224,7 +190,7 @@ def load_policy(text: str | None, path: str = POLICY_PATH) -> Policy:
     return _build_policy(spec, lines, path)
 
 
-def _build_policy(spec: PolicySpec, lines: dict[tuple[str | int, ...], int], path: str) -> Policy:
+def _build_policy(spec: PolicySpec, lines: Mapping[KeyPath, int], path: str) -> Policy:
     notes: list[str] = []
     if spec.pools is None:
         defaults = default_policy(path)
@@ -241,7 +207,7 @@ def _build_policy(spec: PolicySpec, lines: dict[tuple[str | int, ...], int], pat
             raise InputError(f"two pools are named '{name}'", file=path, line=lines.get(("pools", index)))
     default_pool = spec.default_pool if spec.default_pool is not None else pools[0].name
     if default_pool not in names:
-        raise InputError(f"default_pool '{default_pool}' is not a pool{_did_you_mean(default_pool, names)}; "
+        raise InputError(f"default_pool '{default_pool}' is not a pool{did_you_mean(default_pool, names)}; "
                          f"pools: {', '.join(names)}", file=path, line=lines.get(("default_pool",)))
     if not 0 <= spec.headroom <= HEADROOM_MAX:
         raise InputError(f"headroom must be between 0 and {HEADROOM_MAX} (a fraction of usable memory, "
@@ -258,12 +224,16 @@ def _build_policy(spec: PolicySpec, lines: dict[tuple[str | int, ...], int], pat
     for index, pattern in enumerate(paths):
         if not pattern.strip("!").strip():
             raise InputError("empty glob in paths", file=path, line=lines.get(("paths", index)))
+    try:
+        fail_on = failing_verdicts(spec.fail_on)
+    except ValueError as error:
+        raise InputError(str(error), file=path, line=lines.get(("fail_on",))) from None
     return Policy(paths=paths, pools=tuple(pools), default_pool=default_pool, headroom=spec.headroom,
-                  fail_on=spec.fail_on, fail_above=spec.fail_above, path=path, from_file=True,
+                  fail_on=fail_on, fail_above=spec.fail_above, path=path, from_file=True,
                   notes=tuple(notes))
 
 
-def _build_pool(index: int, spec: PoolSpec, lines: dict[tuple[str | int, ...], int], path: str,
+def _build_pool(index: int, spec: PoolSpec, lines: Mapping[KeyPath, int], path: str,
                 notes: list[str]) -> Pool:
     def line_of(key: str) -> int | None:
         return lines.get(("pools", index, key), lines.get(("pools", index)))
@@ -294,26 +264,7 @@ def _build_pool(index: int, spec: PoolSpec, lines: dict[tuple[str | int, ...], i
     return Pool(name=spec.name, gpu=gpu, per_node=spec.per_node, nodes=spec.nodes, line=line_of("name"))
 
 
-def key_lines(node: yaml.Node) -> dict[tuple[str | int, ...], int]:
-    """1-based line of every key (mapping entries) and item (sequence entries), by path from the root."""
-    lines: dict[tuple[str | int, ...], int] = {}
-
-    def walk(current: yaml.Node, prefix: tuple[str | int, ...]) -> None:
-        if isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                key = (*prefix, str(key_node.value))
-                lines.setdefault(key, key_node.start_mark.line + 1)
-                walk(value_node, key)
-        elif isinstance(current, yaml.SequenceNode):
-            for index, item in enumerate(current.value):
-                lines[(*prefix, index)] = item.start_mark.line + 1
-                walk(item, (*prefix, index))
-
-    walk(node, ())
-    return lines
-
-
-def _policy_error(error: ValidationError, lines: dict[tuple[str | int, ...], int], path: str) -> InputError:
+def _policy_error(error: ValidationError, lines: Mapping[KeyPath, int], path: str) -> InputError:
     """The first pydantic error as one sentence at the line of the key it is about."""
     problems = error.errors()
     first = problems[0]
@@ -322,11 +273,11 @@ def _policy_error(error: ValidationError, lines: dict[tuple[str | int, ...], int
     if first["type"] == "extra_forbidden":
         allowed = list((PoolSpec if "pools" in loc[:1] and len(loc) > 2 else PolicySpec).model_fields)
         key = str(loc[-1])
-        message = f"unknown key '{where}'{_did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}"
+        message = f"unknown key '{where}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}"
     elif first["type"] == "missing":
         message = f"'{where}' is required"
     else:
-        message = f"'{where}': {first['msg']} (got {first.get('input')!r})"
+        message = f"'{where}': {first['msg']} (got {describe(first.get('input'))})"
     more = len(problems) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -343,90 +294,3 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-@cache
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
-        elif pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
-            end = pattern.index("]", i + 1)
-            out += "[" + pattern[i + 1:end].replace("\\", "\\\\") + "]"
-            i = end + 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(out)
-
-
-_TARGET_COMMENT = re.compile(r"(?:^|\s)#\s*vram-check\s*:(?P<body>.*)$")
-_TARGET_KEYS = ("pool", "gpu", "gpus", "nodes")
-
-
-def parse_target_comment(text: str, path: str | None = None) -> Target | None:
-    """The `# vram-check: pool=dev gpus=2` (also gpu=NAME, nodes=N) comment of a training YAML, if any."""
-    found: Target | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _TARGET_COMMENT.search(line)
-        if match is None:
-            continue
-        if found is not None:
-            raise InputError(f"a second '# vram-check:' comment (the first is on line {found.line}); "
-                             "keep one", file=path, line=number)
-        found = _parse_target(match.group("body"), path, number)
-    return found
-
-
-def _parse_target(body: str, path: str | None, line: int) -> Target:
-    values: dict[str, str] = {}
-    for item in body.split():
-        key, sep, value = item.partition("=")
-        if not sep or not value:
-            raise InputError("'# vram-check:' expects key=value pairs (pool=, gpu=, gpus=, nodes=), "
-                             f"got '{item}'", file=path, line=line)
-        if key not in _TARGET_KEYS:
-            hint = _did_you_mean(key, list(_TARGET_KEYS))
-            raise InputError(f"unknown '# vram-check:' option '{key}'{hint}; "
-                             f"options: {', '.join(_TARGET_KEYS)}", file=path, line=line)
-        values[key] = value
-    if not values:
-        raise InputError("empty '# vram-check:' comment; e.g. '# vram-check: pool=dev gpus=2'",
-                         file=path, line=line)
-    if "pool" in values and "gpu" in values:
-        raise InputError("'# vram-check:' names both pool= and gpu=; keep one", file=path, line=line)
-    gpu = None
-    if "gpu" in values:
-        try:
-            gpu = match_gpu(values["gpu"]).gpu
-        except InputError as error:
-            raise InputError(error.message, file=path, line=line) from None
-    return Target(pool=values.get("pool"), gpu=gpu, gpus=_count(values, "gpus", path, line),
-                  nodes=_count(values, "nodes", path, line), line=line)
-
-
-def _count(values: dict[str, str], key: str, path: str | None, line: int) -> int | None:
-    if key not in values:
-        return None
-    text = values[key]
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(f"'# vram-check:' {key}= must be a whole number of at least 1, got '{text}'",
-                         file=path, line=line)
-    return int(text)

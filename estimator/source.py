@@ -1,0 +1,241 @@
+"""Reading what users give us, bounded: one reader for files, one YAML parser with line numbers, one JSON parser.
+
+Everything vram-check reads from a repository or a pull request (training YAMLs, DeepSpeed JSON, the policy,
+launcher files) passes through here, so the limits are the same everywhere:
+
+* size: a file above its byte limit is refused before it is decoded;
+* YAML nesting depth and alias expansion: counted on the parser's event stream before anything is built, so a
+  1 KB file nested 500 deep or an alias bomb ("billion laughs") is one clear error, never a RecursionError,
+  a multi-GB walk or a slow `repr()`;
+* JSON nesting depth: checked by a byte scan before `json.loads`;
+* values in messages: `describe()` shows at most a few dozen characters of any value.
+
+`YamlDocument` keeps the parsed value, the 1-based line of every key and sequence item (by path from the
+root), and the top-level keys written twice (YAML loaders keep the last one silently).
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from estimator.errors import InputError
+
+MAX_CONFIG_BYTES = 1_000_000  # a training YAML or DeepSpeed JSON is a few KB; anything this large is not one
+MAX_YAML_DEPTH = 64  # LLaMA-Factory configs are 1-3 levels deep; DeepSpeed JSON and policies a few more
+MAX_YAML_NODES = 50_000  # nodes after alias expansion; a real config has a few hundred
+MAX_JSON_DEPTH = 64
+
+KeyPath = tuple[str | int, ...]
+
+
+def describe(value: object, width: int = 60) -> str:
+    """A short, bounded rendering of any value for an error message (never the whole of a large value)."""
+    shown = _SHORT.repr(value)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 2
+_SHORT.maxstring = 48
+_SHORT.maxother = 48
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+
+
+def read_bounded(path: Path, limit: int = MAX_CONFIG_BYTES, *, name: str | None = None) -> str:
+    """A local file's text, refused above `limit` bytes (only limit + 1 bytes are ever read)."""
+    shown = name or str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(shown) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a file", file=shown) from None
+    return decode_bounded(data, shown, limit)
+
+
+def decode_bounded(data: bytes, name: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    """Bytes from any source (disk, git, the GitHub API) as text, with the same size limit."""
+    if len(data) > limit:
+        raise InputError(f"file is larger than {limit // 1000} KB; vram-check reads config files up to that size",
+                         file=name)
+    return data.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class DuplicateKey:
+    key: str
+    first_line: int
+    line: int  # the later occurrence, the one YAML loaders keep
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML file: its value, where each key is, and which top-level keys appear twice."""
+
+    path: str
+    text: str
+    data: Any
+    lines: Mapping[KeyPath, int] = field(default_factory=dict)
+    duplicates: tuple[DuplicateKey, ...] = ()
+
+    def line(self, *key: str | int) -> int | None:
+        """1-based line of a key (or sequence item) given by its path from the root."""
+        return self.lines.get(tuple(key))
+
+    @property
+    def top_level_lines(self) -> dict[str, int]:
+        return {str(path[0]): line for path, line in self.lines.items() if len(path) == 1}
+
+    def mapping(self, what: str = "a mapping of keys") -> dict[str, Any]:
+        """The top level as a dict with string keys; InputError when the file is empty or not a mapping."""
+        if self.data is None:
+            raise InputError(f"the file is empty; expected {what}", file=self.path)
+        if not isinstance(self.data, dict):
+            raise InputError(f"expected {what}, got a YAML {type(self.data).__name__}", file=self.path, line=1)
+        return {str(key): value for key, value in self.data.items()}
+
+
+def parse_yaml(text: str, path: str, *, max_depth: int = MAX_YAML_DEPTH,
+               max_nodes: int = MAX_YAML_NODES) -> YamlDocument:
+    """Parse YAML safely (SafeLoader: data only), within the depth and expansion limits."""
+    try:
+        _check_events(text, path, max_depth)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, path) from None
+    if root is None:
+        return YamlDocument(path=path, text=text, data=None)
+    _check_expansion(root, path, max_nodes)
+    try:
+        loader = yaml.SafeLoader("")
+        data = loader.construct_document(root)
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, path) from None
+    except (TypeError, ValueError, RecursionError) as error:  # e.g. an unhashable mapping key
+        raise InputError(f"malformed YAML: {type(error).__name__}", file=path) from None
+    lines, duplicates = _key_lines(root)
+    return YamlDocument(path=path, text=text, data=data, lines=lines, duplicates=duplicates)
+
+
+def _yaml_error(error: yaml.YAMLError, path: str) -> InputError:
+    mark = getattr(error, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = str(getattr(error, "problem", None) or str(error).splitlines()[0])
+    if len(problem) > 120:
+        problem = problem[:119] + "…"
+    return InputError(f"malformed YAML: {problem}", file=path, line=line)
+
+
+def _check_events(text: str, path: str, max_depth: int) -> None:
+    """Walk the parser's events (iterative, no recursion) and refuse nesting deeper than `max_depth`."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > max_depth:
+                line = event.start_mark.line + 1 if event.start_mark else None
+                raise InputError(f"YAML nested more than {max_depth} levels deep; not a config file", file=path,
+                                 line=line)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_expansion(root: yaml.Node, path: str, max_nodes: int) -> None:
+    """Count nodes as if every alias were expanded (memoised per node, so the count itself stays cheap)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once while its own size is computed
+        total = 1
+        for child in _children(node):
+            total += size(child)
+            if total > max_nodes:
+                break
+        sizes[id(node)] = total
+        return total
+
+    if size(root) > max_nodes:
+        raise InputError(f"YAML expands to more than {max_nodes:,} values (aliases repeated over and over); "
+                         "not a config file", file=path)
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
+
+
+def _key_lines(root: yaml.Node) -> tuple[dict[KeyPath, int], tuple[DuplicateKey, ...]]:
+    """The 1-based line of every mapping key and sequence item, by path; each node walked once."""
+    lines: dict[KeyPath, int] = {}
+    duplicates: list[DuplicateKey] = []
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, KeyPath]] = [(root, ())]
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen:  # an alias of a node already walked: its keys are listed under the first path
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = (*prefix, str(key_node.value))
+                line = key_node.start_mark.line + 1
+                if key in lines and not prefix:
+                    duplicates.append(DuplicateKey(str(key_node.value), lines[key], line))
+                lines.setdefault(key, line)
+                stack.append((value_node, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*prefix, index)] = item.start_mark.line + 1
+                stack.append((item, (*prefix, index)))
+    return lines, tuple(sorted(duplicates, key=lambda d: d.line))
+
+
+def json_depth_ok(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests at most `max_depth` levels (a byte scan that skips strings; no parsing)."""
+    raw = data.encode("utf-8", errors="replace") if isinstance(data, str) else data
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def parse_json(text: str, path: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON from a repository file (a DeepSpeed config), within the depth limit; errors name the line."""
+    if not json_depth_ok(text, max_depth):
+        raise InputError(f"JSON nested more than {max_depth} levels deep; not a config file", file=path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"not valid JSON: {error.msg}", file=path, line=error.lineno) from None

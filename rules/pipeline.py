@@ -1,0 +1,190 @@
+"""The pipeline every front shares: config → (plan, model) → estimate per pool → rules → suggestions → report.
+
+The fronts (CLI, Action, App) only choose the sources and the sinks: they hand `check_configs` the files of
+the version under review (and of the base version, for pull requests) as `ParsedFiles`, which reads and
+parses each file once, and render the `RunReport` it returns. A config that fails is reported with its
+error; the others are still checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from estimator.errors import InputError
+from estimator.hub import Resolver
+from estimator.memory import World, estimate
+from estimator.model import ModelSpec
+from estimator.plan import TrainingPlan, plan_from_document
+from estimator.source import YamlDocument
+from estimator.suggest import suggest
+from estimator.units import gib
+from rules.checks import RuleContext, run_rules
+from rules.policy import Policy, Pool, Target, parse_target_comment
+from rules.report import ConfigReport, Finding, Parameters, RunReport, Suggestion, Verdict, YamlEdit
+from rules.sources import ParsedFiles
+from rules.verdicts import classify, verdict_for, world_for
+
+MEMORY_KEYS = ("model_name_or_path", "stage", "finetuning_type", "per_device_train_batch_size",
+               "gradient_accumulation_steps", "cutoff_len", "bf16", "fp16", "pure_bf16", "deepspeed",
+               "disable_gradient_checkpointing", "flash_attn", "enable_liger_kernel", "optim", "quantization_bit",
+               "lora_rank", "lora_target", "packing", "pref_loss", "ref_model", "use_galore", "use_badam")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What the front asks for beyond the policy."""
+
+    target: Target | None = None  # a what-if (slash command, `estimate --gpu`): overrides the configs' comments
+    model_override: str | None = None  # `--model`: a local config.json or Hub id instead of model_name_or_path
+    sizing: bool = True  # compute the largest batch / cutoff_len that fit
+    comparison_pools: bool = True  # also judge the policy's other pools (for comparison)
+
+
+def check_configs(paths: Iterable[str], head: ParsedFiles, policy: Policy, resolver: Resolver,
+                  base: ParsedFiles | None = None, options: CheckOptions | None = None) -> RunReport:
+    """Check each config of `head`; `base` is the version the change is compared with (pull requests)."""
+    options = options or CheckOptions()
+    reports = tuple(check_config(path, head, policy, resolver, base, options) for path in paths)
+    return RunReport(configs=reports, notes=tuple(policy.notes))
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The base version of a config: parsed, or absent (a new file), or present but broken."""
+
+    document: YamlDocument | None
+    exists: bool
+
+
+def _base_version(base: ParsedFiles | None, path: str) -> _Base | None:
+    if base is None:
+        return None
+    try:
+        return _Base(base.document(path), True)
+    except FileNotFoundError:
+        return _Base(None, False)
+    except InputError:
+        return _Base(None, True)
+
+
+def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolver, base: ParsedFiles | None = None,
+                 options: CheckOptions | None = None) -> ConfigReport:
+    options = options or CheckOptions()
+    try:
+        document = head.document(path)
+    except FileNotFoundError:
+        return ConfigReport(path=path, error=f"{path}: file not found")
+    except InputError as error:
+        return ConfigReport(path=path, error=str(error))
+    base_version = _base_version(base, path)
+    base_document = base_version.document if base_version else None
+    pool: Pool | None = None
+    plan: TrainingPlan | None = None
+    try:
+        pool = policy.resolve_target(options.target or parse_target_comment(document.text, path), path)
+        plan = plan_from_document(document, head.read_text, pool.gpus)
+        model = _resolve_model(resolver, options.model_override, plan, path)
+    except InputError as error:
+        findings = _rule_findings(document, plan, pool, base_document, error)
+        return ConfigReport(path=path, plan=plan.to_json() if plan else {}, findings=tuple(findings),
+                            error=str(error), model_id=plan.model_name_or_path if plan else None)
+    findings = _rule_findings(document, plan, pool, base_document, None)
+    world = World(gpus_per_node=pool.per_node, nodes=pool.nodes)
+    result = estimate(model, plan, world)
+    target = verdict_for(pool.name, pool.gpu, pool.per_node, pool.nodes, model, plan, policy.headroom,
+                         sizing=options.sizing, result=result)
+    others = tuple(verdict_for(other.name, other.gpu, other.per_node, other.nodes, model, plan, policy.headroom,
+                               sizing=options.sizing)
+                   for other in policy.pools if options.comparison_pools and other.name != pool.name)
+    suggestions: list[Suggestion] = []
+    if target.verdict != "fit":
+        suggestions = _suggestions(document, head, plan, model, world, pool, policy, target, others)
+    delta: int | None = None
+    changes: tuple[str, ...] = ()
+    if base is not None and base_document is not None:
+        delta, changes = _base_delta(base_document, base, resolver, pool, result.peak_bytes, plan,
+                                     options.model_override)
+    return ConfigReport(
+        path=path, model_id=model.model_id, parameters=Parameters(model.total_params, result.trainable_params),
+        plan=plan.to_json() | {"target": {"pool": pool.name, "gpu": pool.gpu.name, "gpus_per_node": pool.per_node,
+                                          "nodes": pool.nodes}},
+        estimate=result, target=target, others=others, suggestions=tuple(suggestions), findings=tuple(findings),
+        base_delta=delta, base_changes=changes, is_new=base_version is not None and not base_version.exists,
+    )
+
+
+def _resolve_model(resolver: Resolver, override: str | None, plan: TrainingPlan, path: str) -> ModelSpec:
+    """The model, with errors that name the config and its model_name_or_path line."""
+    try:
+        return resolver.resolve(override or plan.model_name_or_path)
+    except InputError as error:
+        if override is not None or error.file is not None:
+            raise
+        raise type(error)(error.message, file=path, key="model_name_or_path",
+                          line=plan.line_of("model_name_or_path")) from None
+
+
+def _rule_findings(document: YamlDocument, plan: TrainingPlan | None, pool: Pool | None,
+                   base_document: YamlDocument | None, error: InputError | None) -> list[Finding]:
+    deepspeed_error = error.message if error is not None and error.key == "deepspeed" else None
+    ctx = RuleContext(document=document, plan=plan, gpu=pool.gpu if pool else None,
+                      world_size=pool.gpus if pool else 1, base=base_document, deepspeed_error=deepspeed_error)
+    findings = run_rules(ctx)
+    if error is not None:  # a rule repeating the error that stopped the estimate adds nothing
+        findings = [f for f in findings if f.message.split(". ")[0] not in error.message]
+    return findings
+
+
+def _suggestions(document: YamlDocument, files: ParsedFiles, plan: TrainingPlan, model: ModelSpec, world: World,
+                 pool: Pool, policy: Policy, target: Verdict, others: tuple[Verdict, ...]) -> list[Suggestion]:
+    path = document.path
+    found = [
+        Suggestion(changes=s.changes, peak_bytes=s.peak_bytes, verdict="fit" if s.fits else "tight", why=s.why,
+                   cost=s.cost, edits=tuple(YamlEdit(path, e.line, e.old, e.new) for e in s.edits))
+        for s in suggest(document.text, path, plan, model, world, pool.gpu.usable_bytes, policy.headroom,
+                         files.read_text)
+    ]
+    if target.min_gpus is not None and target.min_gpus > world.world_size:
+        more = world_for(target.min_gpus, pool.per_node)
+        peak = estimate(model, plan, more).peak_bytes
+        found.append(Suggestion(
+            changes={"gpus": target.min_gpus}, peak_bytes=peak,
+            verdict=classify(peak, pool.gpu.usable_bytes, policy.headroom),
+            why=f"{target.min_gpus} GPUs of pool '{pool.name}' instead of {world.world_size}: ZeRO-3 shards more",
+            cost=f"{target.min_gpus - world.world_size} more GPUs; a larger effective batch size unless "
+                 "gradient_accumulation_steps drops",
+            edits=(YamlEdit(path, None, None, _target_comment(pool.name, min(target.min_gpus, pool.per_node))),)))
+    for other in others:
+        if other.verdict == "fit":
+            found.append(Suggestion(
+                changes={"pool": other.pool}, peak_bytes=other.peak_bytes, verdict="fit",
+                why=f"pool '{other.pool}' ({other.gpus}× {other.gpu}, {gib(other.capacity_bytes)} usable each)",
+                cost="runs on other hardware", edits=(YamlEdit(path, None, None, f"# vram-check: pool={other.pool}"),)))
+            break
+    return found
+
+
+def _target_comment(pool: str, gpus: int) -> str:
+    return f"# vram-check: pool={pool} gpus={gpus}"
+
+
+def _base_delta(base_document: YamlDocument, base: ParsedFiles, resolver: Resolver, pool: Pool, peak: int,
+                plan: TrainingPlan, model_override: str | None) -> tuple[int | None, tuple[str, ...]]:
+    """Peak change against the base version of the same file, and which memory keys changed."""
+    try:
+        base_plan = plan_from_document(base_document, base.read_text, pool.gpus)
+        base_model = resolver.resolve(model_override or base_plan.model_name_or_path)
+    except InputError:
+        return None, ()
+    base_peak = estimate(base_model, base_plan, World(pool.per_node, pool.nodes)).peak_bytes
+    changes = []
+    for key in MEMORY_KEYS:
+        old, new = base_plan.raw.get(key), plan.raw.get(key)
+        if old != new:
+            changes.append(f"{key} {_show(old)} → {_show(new)}")
+    return peak - base_peak, tuple(changes)
+
+
+def _show(value: object) -> str:
+    return "(unset)" if value is None else str(value).lower() if isinstance(value, bool) else str(value)

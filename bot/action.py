@@ -104,7 +104,6 @@ class ActionEvent:
     repository: str
     number: int
     base_sha: str
-    base_ref: str
     head_sha: str
     from_fork: bool
 
@@ -121,7 +120,7 @@ class ActionEvent:
             head_repo = (pull["head"].get("repo") or {}).get("full_name")
             base_repo = pull["base"]["repo"]["full_name"]
             return cls(repository=str(payload["repository"]["full_name"]), number=int(pull["number"]),
-                       base_sha=str(pull["base"]["sha"]), base_ref=str(pull["base"]["ref"]),
+                       base_sha=str(pull["base"]["sha"]),
                        head_sha=str(pull["head"]["sha"]), from_fork=head_repo != base_repo)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # not a pull request event (push, workflow_dispatch): check every config

@@ -66,7 +66,6 @@ class WebhookService:
         self.executor: Executor | None = None
         self.thread_context = make_context(settings) if settings.worker_mode == "thread" else None
         self.scheduler = PullRequestScheduler(self._run, self.metrics)
-        self.started_at = time.time()
 
     async def _run(self, job: Job) -> JobOutcome:
         assert self.executor is not None

@@ -56,7 +56,6 @@ class CallCounter:
 class PullRequestInfo:
     number: int
     head_sha: str
-    base_ref: str
     base_sha: str
     draft: bool
 
@@ -171,7 +170,6 @@ class PullRequestGateway:
 
     def __init__(self, gh: Github, full_name: str, number: int, settings: Settings,
                  counter: CallCounter | None = None) -> None:
-        self._gh = gh
         self._settings = settings
         self.full_name = full_name
         self.number = number
@@ -213,7 +211,7 @@ class PullRequestGateway:
             pr = self._repo.get_pull(self.number)
             pr.head.sha  # noqa: B018 - completes the lazy object (one GET)
             self._pull = pr
-            return PullRequestInfo(number=pr.number, head_sha=pr.head.sha, base_ref=pr.base.ref,
+            return PullRequestInfo(number=pr.number, head_sha=pr.head.sha,
                                    base_sha=pr.base.sha, draft=bool(pr.draft))
         return self._call("reading the pull request", fetch)
 

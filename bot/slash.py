@@ -46,10 +46,6 @@ class SlashCommand:
     log_text: str | None = None
     problem: str | None = None  # why a command fell back to help (unknown command, bad value)
 
-    @property
-    def is_what_if(self) -> bool:
-        return any(v is not None for v in (self.pool, self.gpus, self.gpu, self.nodes))
-
 
 def command_line(body: str) -> str | None:
     """The first line addressed to vram-check, or None when the comment is not a command."""

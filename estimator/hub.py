@@ -1,12 +1,18 @@
 """Model architectures: a local config.json or folder, the bundled catalog, or the Hugging Face Hub.
 
 The Hub is reached only through huggingface_hub (config.json via hf_hub_download, cached on disk under
-HF_HOME; safetensors headers via HfApi.get_safetensors_metadata), honouring HF_ENDPOINT and HF_TOKEN.
+HF_HOME; safetensors headers via HfApi.get_safetensors_metadata), honouring HF_ENDPOINT, HF_TOKEN and
+HF_HUB_OFFLINE. It fails fast: huggingface_hub retries an uncached download five times with backoff (~23 s)
+when the Hub cannot be reached or answers 5xx, so an uncached id is first probed with one request of our
+own; a connection failure marks the Hub unreachable for the rest of the run (the cache and the catalog still
+answer), and every failed lookup is remembered (for `failure_ttl_s`, or the whole run).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +22,7 @@ from estimator.source import parse_json, read_bounded
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CONFIG_JSON_BYTES = 2_000_000
+PROBE_TIMEOUT_S = 10.0  # one HEAD of config.json; huggingface_hub's own default for metadata is 10 s
 
 
 def catalog_ids() -> list[str]:
@@ -55,16 +62,20 @@ class ModelResolver:
     """Turns a model reference into a ModelSpec; thread-safe, memoised per process."""
 
     def __init__(self, endpoint: str | None = None, token: str | None = None, cache_dir: Path | None = None,
-                 offline: bool = False, use_catalog: bool = True) -> None:
+                 offline: bool = False, use_catalog: bool = True, failure_ttl_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.token = token
         self.cache_dir = cache_dir
         self.offline = offline
         self.use_catalog = use_catalog
+        self.failure_ttl_s = failure_ttl_s  # None: a failed lookup is remembered as long as the resolver lives
+        self._clock = clock
         self._memo: dict[str, ModelSpec] = {}
+        self._failures: dict[str, tuple[InputError, float]] = {}
+        self._unreachable: tuple[str, float] | None = None  # why the Hub could not be reached, and when
         self._lock = threading.Lock()
         self.hub_calls = 0
-        self.hub_errors = 0
 
     def resolve(self, ref: str) -> ModelSpec:
         ref = ref.strip()
@@ -72,12 +83,31 @@ class ModelResolver:
             raise InputError("empty model reference")
         with self._lock:
             cached = self._memo.get(ref)
+            failed = self._failures.get(ref)
         if cached is not None:
             return cached
-        spec = self._resolve(ref)
+        if failed is not None and not self._expired(failed[1]):
+            raise failed[0]
+        try:
+            spec = self._resolve(ref)
+        except InputError as error:
+            with self._lock:
+                self._failures[ref] = (error, self._clock())
+            raise
         with self._lock:
             self._memo[ref] = spec
         return spec
+
+    def _expired(self, since: float) -> bool:
+        return self.failure_ttl_s is not None and self._clock() - since > self.failure_ttl_s
+
+    @property
+    def hub_unreachable(self) -> str | None:
+        """Why the Hub was found unreachable in this run (None: it was not, or that has expired)."""
+        with self._lock:
+            if self._unreachable is None or self._expired(self._unreachable[1]):
+                return None
+            return self._unreachable[0]
 
     def _resolve(self, ref: str) -> ModelSpec:
         local = Path(ref).expanduser()
@@ -96,25 +126,60 @@ class ModelResolver:
             raise ModelNotFound(f"model config '{path}' not found")
         return model_spec_from_config(_read_config(path, ref), ref)
 
+    def _download(self, model_id: str) -> Path:
+        """config.json in the local Hub cache: fetched when needed, or an error that says why it cannot be."""
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+        from huggingface_hub.errors import HfHubHTTPError
+
+        cached = try_to_load_from_cache(model_id, "config.json", cache_dir=self.cache_dir)
+        unreachable = self.hub_unreachable
+        if self.offline or unreachable is not None:
+            if isinstance(cached, str):
+                return Path(cached)
+            why = "HF_HUB_OFFLINE is set" if self.offline else f"the Hub cannot be reached ({unreachable})"
+            raise ModelNotFound(f"model '{model_id}' is not bundled and not in the local Hub cache, and {why}; "
+                                "give a local config.json (--model, or a `models:` entry in the policy)")
+        if not isinstance(cached, str):
+            self._probe(model_id)  # uncached: fail in one request rather than after huggingface_hub's retries
+        self.hub_calls += 1
+        try:
+            return Path(hf_hub_download(model_id, "config.json", endpoint=self.endpoint, token=self.token or None,
+                                        cache_dir=self.cache_dir))
+        except (HfHubHTTPError, OSError) as error:
+            raise _hub_error(model_id, error) from None
+
+    def _probe(self, model_id: str) -> None:
+        """One HEAD of config.json, no retries: a connection failure marks the Hub unreachable for the run;
+        an HTTP error becomes the same message hf_hub_download's would."""
+        from huggingface_hub import get_session, hf_hub_url, hf_raise_for_status
+        from huggingface_hub.errors import HfHubHTTPError
+        from huggingface_hub.utils import build_hf_headers
+
+        url = hf_hub_url(model_id, "config.json", endpoint=self.endpoint)
+        self.hub_calls += 1
+        try:
+            response = get_session().head(url, headers=build_hf_headers(token=self.token or None),
+                                          timeout=PROBE_TIMEOUT_S, follow_redirects=True)
+        except Exception as error:  # the client's transport errors (connection refused, DNS, timeout, TLS)
+            with self._lock:
+                self._unreachable = (f"{type(error).__name__} from {url.split('/', 3)[2]}", self._clock())
+            raise ModelNotFound(f"model '{model_id}' is not bundled and not in the local Hub cache, and the Hub "
+                                f"cannot be reached ({type(error).__name__}); give a local config.json "
+                                "(--model, or a `models:` entry in the policy)") from None
+        if response.status_code >= 500:
+            raise ModelNotFound(f"the Hub answered {response.status_code} for '{model_id}' (a Hub outage); "
+                                "try again later, or give a local config.json")
+        try:
+            hf_raise_for_status(response)
+        except HfHubHTTPError as error:
+            raise _hub_error(model_id, error) from None
+
     def _hub(self, model_id: str) -> ModelSpec:
-        from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            GatedRepoError,
-            HfHubHTTPError,
-            RepositoryNotFoundError,
-        )
+        from huggingface_hub import HfApi
 
         if model_id.count("/") > 1 or " " in model_id:
             raise ModelNotFound(f"'{model_id}' is neither a Hub model id (org/name) nor an existing path")
-        self.hub_calls += 1
-        try:
-            path = hf_hub_download(model_id, "config.json", endpoint=self.endpoint, token=self.token or None,
-                                   cache_dir=self.cache_dir, local_files_only=self.offline)
-        except (GatedRepoError, RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError, OSError) as error:
-            self.hub_errors += 1
-            raise _hub_error(model_id, error) from None
-        config = _read_config(Path(path), model_id)
+        config = _read_config(self._download(model_id), model_id)
         try:
             return model_spec_from_config(config, model_id)
         except UnsupportedArchitecture as unsupported:

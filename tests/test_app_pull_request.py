@@ -253,3 +253,24 @@ def test_no_secret_in_logs_or_comments(service: RunningService, github: FakeGitH
     service.wait_idle()
     text = caplog.text + "".join(c.body for c in github.state.comments(repo, number))
     assert TOKEN not in text and SECRET not in text
+
+
+def test_every_file_of_a_pull_request_is_read_once(service: RunningService, github: FakeGitHub) -> None:
+    # Two changed configs (one new, one modified) sharing a DeepSpeed JSON, under the policy's globs and the
+    # base commit's policy: each (file, commit) is fetched from GitHub at most once in the whole check.
+    zero3 = (Path(__file__).parent / "fixtures" / "deepspeed" / "llamafactory__ds_z3_config.json").read_text()
+    full = FULL_8B.replace("per_device_train_batch_size: 4\n", "per_device_train_batch_size: 1\n")
+    with_ds = full + "deepspeed: ds/z3.json\n"
+    repo, number, head, base = open_pull(
+        github, {"configs/new.yaml": with_ds, "configs/changed.yaml": with_ds.replace("2048", "1024")},
+        base={"configs/changed.yaml": with_ds, "ds/z3.json": zero3})
+    deliver_opened(service, repo, number, head, base)
+    service.wait_idle()
+    [body] = summaries(github, repo, number)
+    assert "configs/new.yaml" in body and "configs/changed.yaml" in body
+    reads = [(r.path.split("/contents/", 1)[1], r.query.get("ref")) for r in
+             github.state.requests_matching("GET", rf"^/repos/{repo}/contents/")]
+    assert sorted(set(reads)) == sorted(reads), f"read more than once: {reads}"
+    assert (".github/vram-check.yml", base) in reads
+    assert {("configs/new.yaml", head), ("configs/changed.yaml", head), ("configs/changed.yaml", base),
+            ("ds/z3.json", head), ("ds/z3.json", base)} <= set(reads)

@@ -54,14 +54,51 @@ def test_offline_with_cache_and_without(hub: FakeHub, tmp_path: Path) -> None:
     resolver(hub, tmp_path).resolve("team/llama-1b-copy")  # fills the on-disk cache
     spec = resolver(hub, tmp_path, offline=True).resolve("team/llama-1b-copy")
     assert spec.total_params == 1_235_814_400
-    with pytest.raises(ModelNotFound, match="not in the local cache"):
+    with pytest.raises(ModelNotFound, match="not in the local Hub cache, and HF_HUB_OFFLINE is set"):
         resolver(hub, tmp_path / "empty", offline=True).resolve("team/other")
 
 
-def test_outage_is_reported_not_raised_raw(hub: FakeHub, tmp_path: Path) -> None:
+def test_an_outage_costs_one_request_per_model_and_is_remembered(hub: FakeHub, tmp_path: Path) -> None:
+    # huggingface_hub would retry an uncached download five times with backoff (~23 s); the resolver asks once.
+    hub.state.outage_status = 503
+    fresh = resolver(hub, tmp_path / "fresh")
+    with pytest.raises(ModelNotFound, match="the Hub answered 503 for 'team/llama-1b-copy'"):
+        fresh.resolve("team/llama-1b-copy")
+    assert len(hub.state.requests) == 1
+    with pytest.raises(ModelNotFound, match="answered 503"):  # the same id again: remembered, not asked
+        fresh.resolve("team/llama-1b-copy")
+    assert len(hub.state.requests) == 1
+    assert fresh.hub_unreachable is None  # a 5xx is an answer: other ids are still asked for
+    with pytest.raises(ModelNotFound, match="answered 503"):
+        fresh.resolve("meta-private/gated-1b")
+    assert len(hub.state.requests) == 2
+
+
+def test_an_unreachable_hub_is_asked_once_per_run(hub: FakeHub, tmp_path: Path) -> None:
+    resolver(hub, tmp_path).resolve("team/llama-1b-copy")  # now in the on-disk cache
+    closed = ModelResolver(endpoint="http://127.0.0.1:9", cache_dir=tmp_path / "cache", use_catalog=False)
+    with pytest.raises(ModelNotFound, match="the Hub cannot be reached"):
+        closed.resolve("team/not-cached")
+    assert closed.hub_unreachable is not None and closed.hub_calls == 1
+    with pytest.raises(ModelNotFound, match=r"the Hub cannot be reached \(ConnectError"):
+        closed.resolve("team/also-not-cached")
+    assert closed.hub_calls == 1  # not asked again in this run
+    assert closed.resolve("team/llama-1b-copy").total_params == 1_235_814_400  # the cache still answers
+
+
+def test_failed_lookups_are_forgotten_after_the_ttl(hub: FakeHub, tmp_path: Path) -> None:
+    now = [0.0]
+    service = ModelResolver(endpoint=hub.url, cache_dir=tmp_path / "cache", use_catalog=False, failure_ttl_s=60,
+                            clock=lambda: now[0])
     hub.state.outage_status = 503
     with pytest.raises(ModelNotFound):
-        resolver(hub, tmp_path / "fresh").resolve("team/llama-1b-copy")
+        service.resolve("team/llama-1b-copy")
+    hub.state.outage_status = None
+    now[0] = 30.0
+    with pytest.raises(ModelNotFound, match="answered 503"):
+        service.resolve("team/llama-1b-copy")  # still remembered
+    now[0] = 61.0
+    assert service.resolve("team/llama-1b-copy").layers == 16  # asked again once the TTL is over
 
 
 def test_bundled_catalog_answers_offline_and_local_paths_work(tmp_path: Path) -> None:

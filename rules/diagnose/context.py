@@ -45,7 +45,6 @@ def fold_line(context: LogContext, line: str, lower: str) -> None:
         counts = _TRAINABLE_RE.search(line)
         if counts is not None:
             context.trainable_params = int(counts.group(1).replace(",", ""))
-            context.all_params = int(counts.group(2).replace(",", ""))
     if "deepspeed" in lower:
         context.deepspeed = True
     if "ZeRO stage" in line:

@@ -98,7 +98,6 @@ class LogContext:
 
     settings: dict[str, str] = field(default_factory=dict)  # stage, cutoff_len, batch sizes, ... as logged
     trainable_params: int | None = None
-    all_params: int | None = None
     fp32_upcast_logged: bool = False  # LF: "Upcasting trainable params to float32."
     deepspeed: bool = False
     zero_stage: int | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from estimator.units import GiB, MiB
 
 # PyTorch's allocator messages use binary units (torch/csrc: format_size divides by 1024);
@@ -30,20 +28,11 @@ _UNIT_BYTES = {
 }
 
 SIZE_PATTERN = r"(\d+(?:\.\d+)?)\s*(bytes|byte|[KMGTP]i?B|[KMGTP]\b|B\b)"
-_SIZE_RE = re.compile(SIZE_PATTERN, re.IGNORECASE)
 
 
 def size_to_bytes(value: str, unit: str) -> int:
     """'12.94', 'GiB' -> 13894019153 (value × 2**30, rounded to a whole byte)."""
     return round(float(value) * _UNIT_BYTES[unit.lower()])
-
-
-def parse_size(text: str) -> int | None:
-    """The first size in `text`, in bytes; None when there is none."""
-    match = _SIZE_RE.search(text)
-    if match is None:
-        return None
-    return size_to_bytes(match.group(1), match.group(2))
 
 
 def format_bytes(n: int | None) -> str:

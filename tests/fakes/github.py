@@ -92,6 +92,7 @@ class RecordedRequest:
     path: str
     authorization: str
     body: Any
+    query: dict[str, str] = field(default_factory=dict)
 
 
 class FakeGitHubState:
@@ -232,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         state = self.state
         with state.lock:
-            state.requests.append(RecordedRequest(method, path, auth, body))
+            state.requests.append(RecordedRequest(method, path, auth, body, query))
         if state.latency_s:
             time.sleep(state.latency_s)
         try:

@@ -273,7 +273,7 @@ def run(env: Mapping[str, str]) -> int:
             notes.append(f"No training configs changed since `{base[:12]}`: nothing to check.")
     elif not configs:
         notes.append("No training configs matched the policy's paths: nothing to check.")
-    report = check_configs(configs, head, policy, resolver_from_env(), base_files)
+    report = check_configs(configs, head, policy, resolver_from_env(env), base_files)
     gate = judge(report, policy)
     inputs.report_path.parent.mkdir(parents=True, exist_ok=True)
     inputs.report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from estimator.errors import InputError
@@ -143,7 +144,9 @@ def cli_target(policy: Policy, gpu: str | None, gpus: int | None, nodes: int | N
     return Target(gpu=chosen, gpus=gpus or 1, nodes=nodes or 1)
 
 
-def resolver_from_env() -> ModelResolver:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    return ModelResolver(endpoint=os.environ.get("HF_ENDPOINT") or None, token=os.environ.get("HF_TOKEN") or None,
-                         offline=offline)
+def resolver_from_env(env: Mapping[str, str] | None = None) -> ModelResolver:
+    """The model resolver the CLI and the Action use: HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE from `env`
+    (default: the process environment)."""
+    env = os.environ if env is None else env
+    offline = env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    return ModelResolver(endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None, offline=offline)

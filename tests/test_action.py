@@ -1,4 +1,5 @@
-"""The Action run as GitHub runs it: `python -m bot.action` in a subprocess, inputs as INPUT_* variables, a real
+"""The Action run as GitHub runs it: its entry point `bot.action.main` with the Actions environment (inputs as
+INPUT_* variables, run in this process for speed: it reads nothing else), a real
 pull_request event (fixtures/github-webhooks/pull_request.opened.json, rewritten to point at a local git
 repository holding examples/), and GITHUB_STEP_SUMMARY / GITHUB_OUTPUT files; the comment path against the
 fake GitHub on loopback through PyGithub.
@@ -13,12 +14,13 @@ Expected verdicts come from first principles, not from the estimator's output:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from pathlib import Path
 import pytest
 from fakes.github import FakeGitHub, FakeGitHubState
 
+from bot import action
 from bot.action import escape_data, escape_property
 from bot.render.markdown import MARKER
 
@@ -115,10 +118,18 @@ def run_action(cwd: Path, tmp_path: Path, inputs: dict[str, str], *, event: Path
     if api_url is not None:
         env["GITHUB_API_URL"] = api_url
     env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
-    done = subprocess.run([sys.executable, "-m", "bot.action"], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    # The Action's entry point (python -m bot.action) in this process: it reads only `env` and the working
+    # directory, as action.yml's step runs it.
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = action.main(env)
+    finally:
+        os.chdir(previous)
     parsed = dict(line.split("=", 1) for line in outputs.read_text(encoding="utf-8").splitlines() if line)
-    return ActionRun(done.returncode, done.stdout, done.stderr, summary.read_text(encoding="utf-8"), parsed)
+    return ActionRun(code, stdout.getvalue(), stderr.getvalue(), summary.read_text(encoding="utf-8"), parsed)
 
 
 def test_pull_request_checks_the_changed_configs_and_fails_on_no_fit(repo: Path, tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ class ModelSpec:
         return self.total_params - per_expert * (self.experts - self.experts_per_token)
 
 
-class _Config:
+class ConfigFields:
     """Read access to a config.json with the aliases different families use."""
 
     def __init__(self, raw: Mapping[str, Any], model_id: str) -> None:
@@ -117,7 +117,7 @@ class _Counts:
         self.parts[part] += n
 
 
-def _dtype(c: _Config) -> str:
+def _dtype(c: ConfigFields) -> str:
     dtype = c.get("torch_dtype", "dtype")
     if dtype is None and isinstance(c.raw.get("text_config"), Mapping):
         dtype = c.raw["text_config"].get("torch_dtype") or c.raw["text_config"].get("dtype")
@@ -131,7 +131,7 @@ def _dtype(c: _Config) -> str:
     return str(dtype or "float32")
 
 
-def _quantization(c: _Config) -> str | None:
+def _quantization(c: ConfigFields) -> str | None:
     quant = c.get("quantization_config")
     if not isinstance(quant, Mapping):
         return None
@@ -143,7 +143,7 @@ def _quantization(c: _Config) -> str | None:
 # --- decoder families -----------------------------------------------------------------------------
 
 
-def _llama_like(c: _Config, *, family: str, tie_default: bool) -> ModelSpec:
+def _llama_like(c: ConfigFields, *, family: str, tie_default: bool) -> ModelSpec:
     """llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, mixtral, qwen2/3_moe, internlm2, baichuan."""
     h = c.need_int("hidden_size")
     layers = c.need_int("num_hidden_layers")
@@ -217,7 +217,7 @@ def _llama_like(c: _Config, *, family: str, tie_default: bool) -> ModelSpec:
     )
 
 
-def _sliding_window(c: _Config, family: str) -> int | None:
+def _sliding_window(c: ConfigFields, family: str) -> int | None:
     """The window SDPA must mask for: Mistral-style configs set `sliding_window`; Qwen2-family configs carry
     one too but only apply it with `use_sliding_window: true`."""
     window = c.get("sliding_window")
@@ -226,7 +226,7 @@ def _sliding_window(c: _Config, family: str) -> int | None:
     return int(window)
 
 
-def _deepseek(c: _Config, family: str) -> ModelSpec:
+def _deepseek(c: ConfigFields, family: str) -> ModelSpec:
     """DeepSeek-V2/V3: MLA attention (modeling_deepseek_v2.DeepseekV2Attention) and routed + shared experts."""
     h = c.need_int("hidden_size")
     layers = c.need_int("num_hidden_layers")
@@ -272,7 +272,7 @@ def _deepseek(c: _Config, family: str) -> ModelSpec:
     )
 
 
-def _gpt2(c: _Config) -> ModelSpec:
+def _gpt2(c: ConfigFields) -> ModelSpec:
     """GPT-2 (modeling_gpt2): Conv1D layers with bias, LayerNorm with bias, learned positions, tied head."""
     h, layers, heads = c.need_int("n_embd"), c.need_int("n_layer"), c.need_int("n_head")
     vocab, positions = c.need_int("vocab_size"), c.need_int("n_positions")
@@ -291,7 +291,7 @@ def _gpt2(c: _Config) -> ModelSpec:
     )
 
 
-def _phi(c: _Config) -> ModelSpec:
+def _phi(c: ConfigFields) -> ModelSpec:
     """Phi-1/1.5/2 (modeling_phi): biased q/k/v/dense, LayerNorm, fc1/fc2 MLP, untied head with bias."""
     h, layers, heads = c.need_int("hidden_size"), c.need_int("num_hidden_layers"), c.need_int("num_attention_heads")
     kv = int(c.get("num_key_value_heads", default=heads))
@@ -315,7 +315,7 @@ def _phi(c: _Config) -> ModelSpec:
     )
 
 
-def _qwen1(c: _Config) -> ModelSpec:
+def _qwen1(c: ConfigFields) -> ModelSpec:
     """Qwen-1 remote code (Qwen/Qwen-7B modeling_qwen.py): c_attn with bias, MLP width intermediate_size/2."""
     h, layers, heads = c.need_int("hidden_size"), c.need_int("num_hidden_layers"), c.need_int("num_attention_heads")
     vocab = c.need_int("vocab_size")
@@ -335,7 +335,7 @@ def _qwen1(c: _Config) -> ModelSpec:
     )
 
 
-def _chatglm(c: _Config) -> ModelSpec:
+def _chatglm(c: ConfigFields) -> ModelSpec:
     """ChatGLM2/3 and GLM-4 remote code (THUDM modeling_chatglm.py): fused QKV with multi-query groups."""
     h, layers, heads = c.need_int("hidden_size"), c.need_int("num_layers"), c.need_int("num_attention_heads")
     vocab = c.need_int("padded_vocab_size", "vocab_size")
@@ -377,10 +377,10 @@ def _qwen2_vl_vision(vision: Mapping[str, Any]) -> int:
     return channels * temporal * patch * patch * e + depth * block + merger  # Conv3d without bias
 
 
-def _qwen3_5(c: _Config) -> ModelSpec:
+def _qwen3_5(c: ConfigFields) -> ModelSpec:
     """Qwen3.5 (modeling_qwen3_5): hybrid layers — Gated DeltaNet linear attention and gated full attention
     (q_proj emits query + output gate) every `full_attention_interval` — plus a Qwen3-VL vision tower."""
-    text = _Config(dict(c.raw.get("text_config") or c.raw), c.model_id)
+    text = ConfigFields(dict(c.raw.get("text_config") or c.raw), c.model_id)
     h, layers = text.need_int("hidden_size"), text.need_int("num_hidden_layers")
     heads, kv = text.need_int("num_attention_heads"), text.need_int("num_key_value_heads")
     hd, vocab, inter = text.need_int("head_dim"), text.need_int("vocab_size"), text.need_int("intermediate_size")
@@ -425,14 +425,14 @@ def _qwen3_5(c: _Config) -> ModelSpec:
     )
 
 
-def _internlm2(c: _Config) -> ModelSpec:
+def _internlm2(c: ConfigFields) -> ModelSpec:
     """InternLM2 remote code: wqkv fused, w1/w3/w2 MLP; same counts as llama with its own names."""
     remapped = dict(c.raw)
     remapped.setdefault("attention_bias", c.get("bias", default=False))
-    return _llama_like(_Config(remapped, c.model_id), family="internlm2", tie_default=False)
+    return _llama_like(ConfigFields(remapped, c.model_id), family="internlm2", tie_default=False)
 
 
-def _baichuan(c: _Config) -> ModelSpec:
+def _baichuan(c: ConfigFields) -> ModelSpec:
     """Baichuan/Baichuan2 remote code: W_pack (fused q/k/v, no bias), llama MLP, NormHead lm_head."""
     return _llama_like(c, family="baichuan", tie_default=False)
 
@@ -447,13 +447,13 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
     """Count the parameters of the causal-LM model that `config` describes, exactly, by part."""
     if not isinstance(config, Mapping):
         raise UnsupportedArchitecture(f"config.json of '{model_id}' is not a JSON object")
-    c = _Config(config, model_id)
+    c = ConfigFields(config, model_id)
     model_type = str(c.get("model_type", default="")).lower()
     architectures = [str(a) for a in c.get("architectures", default=[]) or []]
     if model_type in ("qwen2_vl", "qwen2_5_vl"):
         text = dict(config.get("text_config") or config)
         text.setdefault("tie_word_embeddings", config.get("tie_word_embeddings", False))
-        spec = _llama_like(_Config(text, model_id), family="qwen2", tie_default=False)
+        spec = _llama_like(ConfigFields(text, model_id), family="qwen2", tie_default=False)
         vision = _qwen2_vl_vision(config.get("vision_config") or {})
         parts = dict(spec.parts)
         parts["vision"] = vision
@@ -490,7 +490,7 @@ def model_spec_from_safetensors(config: Mapping[str, Any] | None, model_id: str,
 
     Shapes for the activation model still come from config.json's common fields when present.
     """
-    c = _Config(config or {}, model_id)
+    c = ConfigFields(config or {}, model_id)
     h = int(c.get("hidden_size", "n_embd", "d_model", default=0) or 0)
     layers = int(c.get("num_hidden_layers", "num_layers", "n_layer", default=0) or 0)
     heads = int(c.get("num_attention_heads", "n_head", default=1) or 1)

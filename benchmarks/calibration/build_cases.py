@@ -565,8 +565,7 @@ def se_case(row: Row) -> dict[str, Any] | str:
         return _swift3(row, era="2025-07-31 (modelscope/ms-swift@11a345d41 examples/train/packing/liger_kernel.sh)",
                        model=m, config=c, keys=keys, gpus=4, gpu="A100-80GB", sequence="packed",
                        deviations=[D_SWIFT_PACK, "split_dataset_ratio 0.01: eval passes at batch 1"], ds=SWIFT_DS_Z3,
-                       notes="'4 * A100': 42 GB per card; the 40 GB A100 is excluded only by the sibling liger/sft.sh "
-                             "comment (54 GB), so the card size is inferred")
+                       notes="'4 * A100': 42 GB per card exceeds a 40 GB A100, so the 80 GB card")
     if cid == "SE-12":  # examples/train/flash_attention_3/transformers.sh @710553d85
         c, m = Q25_7
         keys = lf_yaml(m, "full", bf16=True, cutoff_len=16384, per_device_train_batch_size=1,
@@ -1223,7 +1222,8 @@ def lf_case(row: Row) -> dict[str, Any] | str:
                 "model_config": cfg[0], "model_id": cfg[1], "source_line": "LlamaFactory issue #5709",
                 "yaml": keys, "gpu": "L40", "metric": "unknown", "outcome": "oom", "sequence": "variable-max",
                 "deviations": ["user report of a CUDA OOM in an open issue; it may be a bug, not a capacity limit",
-                               "lora_target: LF default (all) assumed from the issue's YAML excerpt"],
+                               "lora_target not set in the issue's YAML (per public_measurements.csv): LF 0.9 "
+                               "default all"],
                 "stack": "LLaMA-Factory 0.9.x; unsloth version not stated", "notes": ""}
     if cid == "LF-23":  # issue #3716
         cfg = L3_8I
@@ -1366,7 +1366,7 @@ def ti_case(row: Row) -> dict[str, Any] | str:
                 "reshard_after_forward": True, "param_dtype": "bf16", "reduce_dtype": "fp32",
                 "offload_params": False}
     era = ("2024-12 (pytorch/torchtitan@820504e20 benchmarks/llama3_h100_202412_torchtitan.md)" if n <= 6 else
-           "2025-06 (pytorch/torchtitan benchmarks/llama3-8b_h200_202506_trainy-whitefiber.md)")
+           "2025-07-11 (pytorch/torchtitan@cbccb3878 benchmarks/llama3-8b_h200_202506_trainy-whitefiber.md)")
     gpu = "H100 96GB HBM2e (Grand Teton)" if n <= 6 else "H200"
     return {"source": "torchtitan", "era": era, "model_config": MAIN + "meta-llama__Llama-3.1-8B.json",
             "model_id": "meta-llama/Llama-3.1-8B", "source_line": f"torchtitan benchmark, {row['kernels_other']}",

@@ -373,8 +373,10 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
     allocated = totals[peak_phase]
     setup = setup_class(world_size=world.world_size, zero_stage=plan.zero_stage, finetuning_type=plan.finetuning_type,
                         quantized=plan.quantization_bit is not None or model.quantization is not None)
-    device = runtime(allocated, fixed_shapes=plan.packing, world_size=world.world_size, setup=setup)
     components = {name: phases[peak_phase].get(name, 0) for name in COMPONENTS}
+    states = components["weights"] + components["gradients"] + components["optimizer"]
+    device = runtime(allocated, fixed_shapes=plan.packing, world_size=world.world_size, setup=setup,
+                     states_bytes=states)
     return Estimate(
         components=components, allocated_bytes=allocated, reserved_bytes=device.reserved_bytes,
         peak_bytes=device.peak_bytes, peak_phase=peak_phase, phases=totals, overhead_bytes=device.overhead_bytes,

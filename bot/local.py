@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -152,15 +151,13 @@ def resolver_from_env(env: Mapping[str, str] | None = None) -> ModelResolver:
     report says once, per config, what could not be fetched and why."""
     env = os.environ if env is None else env
     offline = env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    from huggingface_hub.utils import disable_progress_bars
-
-    disable_progress_bars()
-    return ModelResolver(endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None, offline=offline)
+    return ModelResolver(endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None, offline=offline,
+                         quiet=True)
 
 
 def model_files(written: Iterable[str]) -> dict[str, str]:
-    """`--model ID=PATH` values (the Action's `model` input, one per line or space-separated) as {ID: PATH}."""
+    """`--model ID=PATH` values (the Action's `model` input, one per line or space-separated) as {ID: PATH}; ID
+    is a model_name_or_path as the configs write it (a Hub id, or a path on the training machines)."""
     found: dict[str, str] = {}
     for item in written:
         model_id, sep, path = item.strip().partition("=")
@@ -168,8 +165,6 @@ def model_files(written: Iterable[str]) -> dict[str, str]:
         if not sep or not model_id or not path:
             raise InputError(f"--model takes ID=PATH (a Hub id and a local config.json or model folder), "
                              f"got '{item.strip()}'")
-        if is_local_reference(model_id) or model_id.count("/") != 1:
-            raise InputError(f"--model {item.strip()}: '{model_id}' is not a Hub model id (org/name)")
         if not Path(path).expanduser().exists():
             raise InputError(f"--model {item.strip()}: '{path}' not found")
         found[model_id] = path if is_local_reference(path) else f"./{path}"

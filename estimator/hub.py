@@ -16,6 +16,7 @@ counts (CATALOG_ALIASES).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -40,14 +41,20 @@ CATALOG_ALIASES = {
 }
 
 
-def quiet_hub_client() -> None:
-    """No request vram-check did not ask for: huggingface_hub's telemetry builds its user agent by fetching an
-    "agent harnesses" registry from the Hub once a day (huggingface_hub/utils/_detect_agent.py, a 3 s timeout),
-    a hidden request that costs an offline run 3 s before its first lookup. HF_HUB_DISABLE_TELEMETRY turns it
-    off; `_headers.build_hf_headers` reads the constant at each call."""
+def _prepare_client(quiet: bool) -> None:
+    """Before the first Hub request (huggingface_hub is imported only then: a run the catalog answers never
+    loads it). No request vram-check did not ask for: huggingface_hub's telemetry builds its user agent by
+    fetching an "agent harnesses" registry from the Hub once a day (huggingface_hub/utils/_detect_agent.py,
+    3 s timeout), which costs an offline run 3 s before its first lookup; HF_HUB_DISABLE_TELEMETRY turns it
+    off (`build_hf_headers` reads the constant at each call). `quiet` (the CLI and the Action): no progress
+    bars and no warnings from the client, since the report says per config what could not be fetched."""
     from huggingface_hub import constants
+    from huggingface_hub.utils import disable_progress_bars
 
     constants.HF_HUB_DISABLE_TELEMETRY = True
+    if quiet:
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+        disable_progress_bars()
 
 
 def probe_timeout_s() -> float:
@@ -111,7 +118,7 @@ class ModelResolver:
 
     def __init__(self, endpoint: str | None = None, token: str | None = None, cache_dir: Path | None = None,
                  offline: bool = False, use_catalog: bool = True, failure_ttl_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, quiet: bool = False) -> None:
         self.endpoint = endpoint
         self.token = token
         self.cache_dir = cache_dir
@@ -124,7 +131,8 @@ class ModelResolver:
         self._unreachable: tuple[str, float] | None = None  # why the Hub could not be reached, and when
         self._lock = threading.Lock()
         self.hub_calls = 0
-        quiet_hub_client()
+        self.quiet = quiet  # no huggingface_hub warnings or progress bars (the CLI and the Action)
+        self._client_ready = False
 
     def resolve(self, ref: str) -> ModelSpec:
         ref = ref.strip()
@@ -174,8 +182,14 @@ class ModelResolver:
             raise ModelNotFound(f"model config '{path}' not found")
         return model_spec_from_config(_read_config(path, ref), ref)
 
+    def _client(self) -> None:
+        if not self._client_ready:
+            _prepare_client(self.quiet)
+            self._client_ready = True
+
     def cached_config(self, model_id: str) -> Path | None:
         """config.json of `model_id` in the local Hub cache, without any request (None: not cached)."""
+        self._client()
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(model_id, "config.json", cache_dir=self.cache_dir)

@@ -133,11 +133,12 @@ def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolve
 
 
 def find_model(resolver: Resolver, policy: Policy, options: CheckOptions, model_id: str) -> ModelSpec:
-    """The architecture of `model_id`: `--model ID=PATH` first, then the policy's `models:` map (read from the
-    repository at the policy's version), then the resolver (bundled catalog, Hub cache, Hub)."""
-    wanted = model_id.strip().strip("/").lower()
+    """The architecture of `model_id` (a model_name_or_path): `--model ID=PATH` first, then the policy's `models:`
+    map (read from the repository at the policy's version), then the resolver (bundled catalog, Hub cache,
+    Hub; local paths on this machine)."""
+    wanted = model_id.strip().rstrip("/").lower()
     for listed, local in options.model_files.items():
-        if listed.strip().strip("/").lower() == wanted:
+        if listed.strip().rstrip("/").lower() == wanted:
             try:
                 return replace(resolver.resolve(local), model_id=model_id, source=local)
             except InputError as error:

@@ -157,7 +157,7 @@ def test_check_model_option_answers_ids_from_local_files(offline_repo: Path, tmp
 @pytest.mark.parametrize(("value", "message"), [
     ("just/a-path", "--model takes ID=PATH"),
     ("team/x=missing/config.json", "'missing/config.json' not found"),
-    ("./x=config.json", "is not a Hub model id"),
+    ("=config.json", "--model takes ID=PATH"),
 ])
 def test_check_model_option_refuses_bad_values(offline_repo: Path, value: str, message: str) -> None:
     out = cli("check", "--model", value, cwd=offline_repo)
@@ -177,7 +177,10 @@ def test_policy_models_map_answers_ids_from_the_repository(tmp_path: Path) -> No
         "configs/b.yaml": config("Team/Other"),
         "configs/c.yaml": config("team/missing"),
         "configs/d.yaml": config("Qwen/Qwen2.5-0.5B"),
+        "configs/e.yaml": config("/data/models/private-1b/"),  # a path on the training machines
     })
+    policy = repo / ".github" / "vram-check.yml"
+    policy.write_text(policy.read_text() + "  /data/models/private-1b: models/private-1b/config.json\n")
     out = cli("check", "--format", "json", cwd=repo)
     configs = json.loads(out.stdout)["configs"]
     assert configs["configs/a.yaml"]["model"]["parameters"]["total"] == LLAMA_1B_PARAMS
@@ -186,6 +189,7 @@ def test_policy_models_map_answers_ids_from_the_repository(tmp_path: Path) -> No
                                                   "'models/missing/config.json' not found in the repository at the "
                                                   "policy's version")
     assert configs["configs/d.yaml"]["error"] is None
+    assert configs["configs/e.yaml"]["model"]["parameters"]["total"] == LLAMA_1B_PARAMS
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../outside/config.json", "~/config.json"])

@@ -1,13 +1,15 @@
-"""The policy's `models:` map: Hub model ids answered by a config.json kept in the repository.
+"""The policy's `models:` map: model names answered by a config.json kept in the repository.
 
 ```yaml
 models:
   meta-llama/Meta-Llama-3-8B-Instruct: models/llama3-8b-instruct/config.json
   Qwen/Qwen3-VL-4B-Instruct: models/qwen3-vl-4b          # a folder holding config.json
+  /data/models/llama3-8b: models/llama3-8b-instruct      # a path on the training machines
 ```
 
-A config whose `model_name_or_path` is one of these ids is estimated from that file, with no Hub lookup, so
-an air-gapped runner (or a private model) needs no network. The files are read from the same version of the
+A config whose `model_name_or_path` is one of these names (a Hub id, or a path that exists only on the
+training machines) is estimated from that file, with no Hub lookup, so an air-gapped runner (or a private
+model) needs no network. The files are read from the same version of the
 repository as the policy (the base commit for pull requests, so a pull request cannot change the
 architecture its own check uses), through the same bounded readers as every other input. Paths stay inside
 the repository: absolute paths, `~` and `..` that leave it are refused. An entry that cannot be read is
@@ -30,9 +32,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LocalModel:
-    """One `models:` entry: a Hub id, the repository path of its config.json, and that file once read."""
+    """One `models:` entry: a model name, the repository path of its config.json, and that file once read."""
 
-    model_id: str
+    model_id: str  # as model_name_or_path writes it: a Hub id or a path on the training machines
     path: str  # repository-relative path of the config.json (a folder entry gets /config.json appended)
     line: int | None
     config: Mapping[str, Any] | None = None  # the parsed file; None until read, or when it could not be

@@ -70,7 +70,7 @@ class PolicySpec(BaseModel):
     headroom: float = 0.10
     fail_on: FailOnWord | list[FailOnWord] = "no-fit"
     fail_above: float | None = None
-    models: dict[str, str] | None = None  # Hub id → config.json (or folder) in the repository
+    models: dict[str, str] | None = None  # model_name_or_path → config.json (or folder) in the repository
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ class Policy:
     models: tuple[LocalModel, ...] = ()  # the `models:` map (rules/policy/models.py)
 
     def local_model(self, model_id: str) -> LocalModel | None:
-        """The `models:` entry for a Hub id (matched case-insensitively, as the Hub does), if any."""
-        wanted = model_id.strip().strip("/").lower()
+        """The `models:` entry for a model_name_or_path (matched case-insensitively, as Hub ids are), if any."""
+        wanted = model_id.strip().rstrip("/").lower()
         return next((entry for entry in self.models if entry.model_id.lower() == wanted), None)
 
     @property
@@ -248,9 +248,9 @@ def _build_models(written: Mapping[str, str], lines: Mapping[KeyPath, int], path
     seen: set[str] = set()
     for model_id, value in written.items():
         line = lines.get(("models", model_id), lines.get(("models",)))
-        name = model_id.strip().strip("/")
-        if not name or name.count("/") > 1 or " " in name:
-            raise InputError(f"models: '{model_id}' is not a Hub model id (org/name)", file=path, line=line)
+        name = model_id.strip().rstrip("/")
+        if not name:
+            raise InputError("models: an empty model name", file=path, line=line)
         if name.lower() in seen:
             raise InputError(f"models: '{model_id}' is listed twice", file=path, line=line)
         seen.add(name.lower())

@@ -8,9 +8,11 @@ on a copy of the example configs, with the Hub simulated three ways:
 - silent:   HF_ENDPOINT on a loopback listener that accepts and never answers (a black-holed route), with the
             default probe timeout (HF_HUB_ETAG_TIMEOUT, 10 s).
 
-Then the same check with every unresolvable model answered locally, once through `--model ID=PATH` and once
-through the policy's `models:` map. There is no real config.json for those ids here, so each is answered with
-one stand-in (the bundled Llama-3.2-1B config.json): this measures that every config resolves, not accuracy.
+Each timing is the median wall-clock time of three runs (min–max beside it) and the median CPU time of the
+process, since the machine may be shared. Then the same check with every unresolvable model answered
+locally, once through `--model ID=PATH` and once through the policy's `models:` map. There is no real
+config.json for those ids here, so each is answered with one stand-in (the bundled Llama-3.2-1B
+config.json): this measures that every config resolves, not accuracy.
 
     python -m benchmarks.offline_bench [--examples tests/data/llamafactory_examples]
 """
@@ -20,8 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,11 +70,23 @@ class SilentListener:
             conn.close()
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+REPEAT = 3  # the machine is shared: each timing is the median of three runs, with the CPU time beside it
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str], repeat: int = REPEAT
+        ) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """'median wall (min–max), CPU' of `repeat` runs of the CLI, and the last run's output."""
     vram_check = shutil.which("vram-check", path=str(Path(sys.executable).parent)) or "vram-check"
-    start = time.perf_counter()
-    out = subprocess.run([vram_check, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-    return time.perf_counter() - start, out
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        out = subprocess.run([vram_check, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    spread = f" ({min(walls):.2f}–{max(walls):.2f})" if repeat > 1 else ""
+    return f"{statistics.median(walls):5.2f} s{spread}, CPU {statistics.median(cpus):.2f} s", out
 
 
 def summary(report: dict[str, Any]) -> dict[str, int]:
@@ -94,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.examples, repo)
         base = {"PATH": os.environ["PATH"], "HOME": str(work), "HF_HOME": str(work / "hf-empty")}
         refused = {**base, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
-        rows: list[tuple[str, float, str]] = []
+        rows: list[tuple[str, str, str]] = []
 
-        def check(name: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
-            report_path = work / f"{name}.json"
-            seconds, out = run(["check", "--output", str(report_path), *extra], repo, env)
+        def check(name: str, env: dict[str, str], *extra: str, repeat: int = REPEAT) -> dict[str, Any]:
+            report_path = work / "report.json"
+            seconds, out = run(["check", "--output", str(report_path), *extra], repo, env, repeat)
             report: dict[str, Any] = json.loads(report_path.read_text())
             counts = summary(report)
             lines = out.stdout.splitlines()
@@ -114,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         silent = SilentListener()
         try:
             check("silent Hub (accepts, never answers; 10 s probe timeout)",
-                  {**base, "HF_ENDPOINT": f"http://127.0.0.1:{silent.port}"})
+                  {**base, "HF_ENDPOINT": f"http://127.0.0.1:{silent.port}"}, repeat=1)
             connections = len(silent.accepted)
         finally:
             silent.close()
@@ -143,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"LLaMA-Factory examples: {args.examples} ({sys.platform}, {os.cpu_count()} CPUs)")
     width = max(len(row[0]) for row in rows)
     for name, seconds, what in rows:
-        print(f"{name:<{width}}  {seconds:6.2f} s  {what}")
+        print(f"{name:<{width}}  {seconds}  {what}")
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"unavailable model ids: {', '.join(unresolved)}")
     return 0
 

@@ -258,8 +258,6 @@ class ModelResolver:
             raise _hub_error(model_id, error) from None
 
     def _hub(self, model_id: str) -> ModelSpec:
-        from huggingface_hub import HfApi
-
         if model_id.count("/") > 1 or " " in model_id:
             raise ModelNotFound(f"'{model_id}' is neither a Hub model id (org/name) nor an existing path")
         config = _read_config(self._download(model_id), model_id)
@@ -268,6 +266,8 @@ class ModelResolver:
         except UnsupportedArchitecture as unsupported:
             if self.offline or self.hub_unreachable is not None:  # the header needs the Hub
                 raise
+            from huggingface_hub import HfApi  # only here: importing it costs a few hundred ms
+
             try:
                 metadata = HfApi(endpoint=self.endpoint, token=self.token or None).get_safetensors_metadata(model_id)
             except Exception:

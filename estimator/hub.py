@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -172,7 +173,10 @@ class ModelResolver:
         if self.use_catalog:
             bundled = _catalog_file(ref)
             if bundled is not None:
-                return model_spec_from_config(_read_config(bundled, ref), ref)
+                spec = model_spec_from_config(_read_config(bundled, ref), ref)
+                alias = bundled.stem.lower() != ref.strip().strip("/").replace("/", "__", 1).lower()
+                same = ", proven identical to this id's config.json in catalog/SOURCES.md" if alias else ""
+                return replace(spec, source=f"bundled catalog: {bundled.name}{same}")
         return self._hub(ref)
 
     def _local(self, path: Path, ref: str) -> ModelSpec:
@@ -180,7 +184,7 @@ class ModelResolver:
             path = path / "config.json"
         if not path.is_file():
             raise ModelNotFound(f"model config '{path}' not found")
-        return model_spec_from_config(_read_config(path, ref), ref)
+        return replace(model_spec_from_config(_read_config(path, ref), ref), source=str(path))
 
     def _client(self) -> None:
         if not self._client_ready:
@@ -262,7 +266,7 @@ class ModelResolver:
             raise ModelNotFound(f"'{model_id}' is neither a Hub model id (org/name) nor an existing path")
         config = _read_config(self._download(model_id), model_id)
         try:
-            return model_spec_from_config(config, model_id)
+            return replace(model_spec_from_config(config, model_id), source="Hugging Face Hub (or its local cache)")
         except UnsupportedArchitecture as unsupported:
             if self.offline or self.hub_unreachable is not None:  # the header needs the Hub
                 raise

@@ -51,7 +51,7 @@ class ModelSpec:
     quantization: str | None = None  # e.g. "gptq-4bit" for a pre-quantized checkpoint
     max_positions: int | None = None  # max_position_embeddings (or the family's name for it), None if not given
     parts: Mapping[str, int] = field(default_factory=dict)
-    source: str = "config.json"
+    source: str = "config.json"  # where the config.json came from (catalog file, Hub, a local path, policy models:)
 
     @property
     def total_params(self) -> int:

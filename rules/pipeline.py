@@ -124,7 +124,8 @@ def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolve
         delta, changes = _base_delta(base_document, base, resolver, policy, options, pool, result.peak_bytes,
                                      plan)
     return ConfigReport(
-        path=path, model_id=model.model_id, parameters=Parameters(model.total_params, result.trainable_params),
+        path=path, model_id=model.model_id, model_source=model.source,
+        parameters=Parameters(model.total_params, result.trainable_params),
         plan=plan.to_json() | {"target": {"pool": pool.name, "gpu": pool.gpu.name, "gpus_per_node": pool.per_node,
                                           "nodes": pool.nodes}},
         estimate=result, target=target, others=others, suggestions=tuple(suggestions), findings=tuple(findings),
@@ -140,7 +141,7 @@ def find_model(resolver: Resolver, policy: Policy, options: CheckOptions, model_
     for listed, local in options.model_files.items():
         if listed.strip().rstrip("/").lower() == wanted:
             try:
-                return replace(resolver.resolve(local), model_id=model_id, source=local)
+                return replace(resolver.resolve(local), model_id=model_id, source=f"{local} (--model)")
             except InputError as error:
                 raise type(error)(f"--model {listed}={local}: {error.message}") from None
     entry = policy.local_model(model_id)
@@ -149,7 +150,8 @@ def find_model(resolver: Resolver, policy: Policy, options: CheckOptions, model_
             raise InputError(f"models: '{entry.model_id}': {entry.error or 'not read'}", file=policy.path,
                              line=entry.line)
         try:
-            return replace(model_spec_from_config(entry.config, model_id), source=entry.path)
+            return replace(model_spec_from_config(entry.config, model_id),
+                           source=f"{entry.path} (the policy's models:)")
         except InputError as error:
             raise type(error)(f"models: '{entry.model_id}' ({entry.path}): {error.message}", file=policy.path,
                               line=entry.line) from None

@@ -147,10 +147,9 @@ def test_check_model_option_answers_ids_from_local_files(offline_repo: Path, tmp
     out = cli(*args, cwd=offline_repo)
     configs = json.loads(out.stdout)["configs"]
     assert all(c["error"] is None for c in configs.values()), [c["error"] for c in configs.values()]
-    assert configs["configs/unbundled_00.yaml"]["model"] == {
-        "id": "team/unbundled-0", "parameters": {"total": LLAMA_1B_PARAMS,
-                                                  "trainable": configs["configs/unbundled_00.yaml"]["model"][
-                                                      "parameters"]["trainable"]}}
+    model = configs["configs/unbundled_00.yaml"]["model"]
+    assert (model["id"], model["parameters"]["total"]) == ("team/unbundled-0", LLAMA_1B_PARAMS)
+    assert model["source"] == f"{local / 'a'} (--model)"
     assert out.returncode == 0, out.stderr
 
 
@@ -184,6 +183,7 @@ def test_policy_models_map_answers_ids_from_the_repository(tmp_path: Path) -> No
     out = cli("check", "--format", "json", cwd=repo)
     configs = json.loads(out.stdout)["configs"]
     assert configs["configs/a.yaml"]["model"]["parameters"]["total"] == LLAMA_1B_PARAMS
+    assert configs["configs/a.yaml"]["model"]["source"] == "models/private-1b/config.json (the policy's models:)"
     assert configs["configs/b.yaml"]["model"]["parameters"]["total"] == LLAMA_1B_PARAMS
     assert configs["configs/c.yaml"]["error"] == (".github/vram-check.yml:6: models: 'team/missing': "
                                                   "'models/missing/config.json' not found in the repository at the "
@@ -317,6 +317,7 @@ def test_catalog_aliases_answer_offline_with_the_identical_file(tmp_path: Path) 
     data = json.loads(out.stdout)
     assert data["model"]["id"] == "meta-llama/Meta-Llama-3-8B-Instruct"
     assert data["model"]["parameters"]["total"] == ORACLE["meta-llama__Meta-Llama-3-8B.json"]["total"]
+    assert data["model"]["source"].startswith("bundled catalog: meta-llama__Meta-Llama-3-8B.json, proven identical")
 
 
 def test_the_action_model_input(tmp_path: Path) -> None:

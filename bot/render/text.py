@@ -27,7 +27,11 @@ def render_config(config: ConfigReport) -> list[str]:
     estimate = config.estimate
     if estimate is not None and config.parameters is not None:
         target = config.plan.get("target", {})
-        lines.append(f"  model {config.model_id}: {config.parameters.total / 1e9:.2f} B parameters, "
+        source = config.model_source or ""
+        plain = source.startswith("Hugging Face Hub") or (source.startswith("bundled catalog")
+                                                          and "identical" not in source)
+        shown = "" if not source or plain else f" ({source})"
+        lines.append(f"  model {config.model_id}{shown}: {config.parameters.total / 1e9:.2f} B parameters, "
                      f"{config.parameters.trainable / 1e6:,.1f} M trainable")
         lines.append(f"  per GPU at the peak ({estimate.peak_phase}), {target.get('gpus_per_node', 1)} GPU(s) × "
                      f"{target.get('nodes', 1)} node(s):")

@@ -354,3 +354,41 @@ def test_the_service_remembers_failed_lookups_for_a_short_time() -> None:
     assert Settings.from_env(env).hub_failure_ttl_s == 60
     settings = Settings.from_env({**env, "VRAM_CHECK_HUB_FAILURE_TTL_S": "30"})
     assert worker._resolver(worker.make_context(settings)).failure_ttl_s == 30
+
+
+def test_the_app_answers_models_from_the_policy_map_at_the_base_commit(tmp_path: Path) -> None:
+    """The App reads the policy and the config.json files its models: map names from the pull request's base
+    commit (through the GitHub API), with the Hub unreachable: a pull request cannot swap the architecture its
+    own check uses."""
+    from fakes.github import FakeGitHub, FakeGitHubState
+    from fakes.service import RunningService, pull_request_payload
+
+    from bot.render.markdown import MARKER
+    from bot.settings import Settings
+
+    token, secret = "ghp_offline_app_tests", "offline-webhook-secret"
+    tiny = json.loads((CATALOG / "Qwen__Qwen2.5-0.5B.json").read_text())
+    huge = json.loads((CATALOG / "meta-llama__Llama-3.1-405B.json").read_text())
+    policy = POLICY_ONE_GPU + "models:\n  acme/private-0.5b: models/private\n  /data/models/base: models/private\n"
+    with FakeGitHub(FakeGitHubState(token=token)) as github:
+        settings = Settings(webhook_secret=secret, token=token, api_url=github.url,
+                            hf_endpoint=f"http://127.0.0.1:{closed_port()}", hf_cache_dir=tmp_path / "hf",
+                            github_throttle=False, github_retries=1, worker_mode="thread", workers=1)
+        repo, number = "acme/private-configs", 1
+        github.state.add_repo(repo, base_files={".github/vram-check.yml": policy,
+                                                "models/private/config.json": json.dumps(tiny)})
+        head = github.state.open_pull(repo, number, head_files={
+            "configs/a.yaml": config("acme/private-0.5b"), "configs/b.yaml": config("/data/models/base"),
+            "configs/c.yaml": config("acme/not-mapped"),
+            "models/private/config.json": json.dumps(huge),  # changed in the pull request: not used
+        })
+        base = github.state.repos[repo].pulls[number].base_sha
+        with RunningService(settings) as service:
+            response = service.deliver("pull_request", pull_request_payload("opened", repo, number, head, base))
+            assert response.status_code == 202
+            service.wait_idle()
+        [body] = [c.body for c in github.state.comments(repo, number) if c.body.startswith(MARKER)]
+    rows = {line.split("|")[1].strip(): line for line in body.splitlines() if line.startswith("| `configs/")}
+    assert "✅ fits" in rows["`configs/a.yaml`"] and "✅ fits" in rows["`configs/b.yaml`"]
+    assert "⛔ error" in rows["`configs/c.yaml`"]
+    assert "cannot be reached" in body

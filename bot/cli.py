@@ -14,7 +14,7 @@ from types import ModuleType
 
 from estimator.errors import InputError
 
-COMMAND_MODULES = ("estimate", "check", "diagnose", "serve")
+COMMAND_MODULES = ("estimate", "check", "diagnose", "models", "serve")
 EXIT_USAGE = 2
 
 

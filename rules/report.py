@@ -93,6 +93,7 @@ class ConfigReport:
 
     path: str
     model_id: str | None = None
+    model_source: str | None = None  # where the model's config.json came from
     parameters: Parameters | None = None
     plan: Mapping[str, Any] = field(default_factory=dict)
     estimate: Estimate | None = None
@@ -142,7 +143,7 @@ class ConfigReport:
             "status": self.status,
             "model": {"id": self.model_id,
                       "parameters": {"total": self.parameters.total, "trainable": self.parameters.trainable}
-                      if self.parameters else None},
+                      if self.parameters else None, "source": self.model_source},
             "plan": dict(self.plan),
             "per_gpu": estimate.to_json() if estimate else None,
             "assumptions": list(estimate.assumptions) if estimate else [],

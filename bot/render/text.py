@@ -10,16 +10,28 @@ BREAKDOWN = (("weights", "weights"), ("gradients", "gradients"), ("optimizer", "
              ("activations", "activations"), ("logits", "logits + loss"), ("buffers", "buffers (DDP/ZeRO, cuBLAS)"))
 
 
+def _without_path(error: str, path: str) -> str:
+    """"configs/a.yaml:2: message" → "line 2: message" (the config's own path is already on the line)."""
+    rest = error.removeprefix(f"{path}:").lstrip() if error.startswith(f"{path}:") else error
+    line, sep, message = rest.partition(": ")
+    return f"line {line}: {message}" if sep and line.isdigit() else rest
+
+
 def render_config(config: ConfigReport) -> list[str]:
-    lines = [f"{config.path}: {LABEL[config.status]}"]
-    if config.error is not None:
-        lines.append(f"  error: {config.error}")
-    elif config.errors:
+    if config.error is not None:  # could not be estimated: one line (plus the findings, if any)
+        lines = [f"{config.path}: {LABEL[config.status]} — {_without_path(config.error, config.path)}"]
+    else:
+        lines = [f"{config.path}: {LABEL[config.status]}"]
+    if config.error is None and config.errors:
         lines.append("  error: LLaMA-Factory would stop on this config (the findings marked error below)")
     estimate = config.estimate
     if estimate is not None and config.parameters is not None:
         target = config.plan.get("target", {})
-        lines.append(f"  model {config.model_id}: {config.parameters.total / 1e9:.2f} B parameters, "
+        source = config.model_source or ""
+        plain = source.startswith("Hugging Face Hub") or (source.startswith("bundled catalog")
+                                                          and "identical" not in source)
+        shown = "" if not source or plain else f" ({source})"
+        lines.append(f"  model {config.model_id}{shown}: {config.parameters.total / 1e9:.2f} B parameters, "
                      f"{config.parameters.trainable / 1e6:,.1f} M trainable")
         lines.append(f"  per GPU at the peak ({estimate.peak_phase}), {target.get('gpus_per_node', 1)} GPU(s) × "
                      f"{target.get('nodes', 1)} node(s):")

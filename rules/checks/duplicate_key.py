@@ -1,4 +1,4 @@
-"""A key written twice: YAML keeps the last value silently (LLaMA-Factory too); the first is dead text."""
+"""A key written twice: LLaMA-Factory stops, its YAML loader (OmegaConf) refuses duplicate keys."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from rules.checks import RuleContext
 from rules.report import Finding, Severity
 
 ID = "duplicate-key"
-SEVERITY: Severity = "warning"
+SEVERITY: Severity = "error"
 
 
 def check(ctx: RuleContext) -> Iterator[Finding]:
+    # LLaMA-Factory reads the YAML with OmegaConf.load (hparams/parser.py read_args), whose loader raises
+    # "found duplicate key" (omegaconf/_yaml.py, 2.3 and 2.4); plain yaml.safe_load would keep the last value.
     for duplicate in ctx.document.duplicates:
         yield Finding(rule=ID, severity=SEVERITY, line=duplicate.first_line,
-                      message=f"'{duplicate.key}' is set again on line {duplicate.line}, and that later value is "
-                              f"the one used: this line (line {duplicate.first_line}) has no effect")
+                      message=f"'{duplicate.key}' is set twice, on line {duplicate.first_line} and again on line "
+                              f"{duplicate.line}: LLaMA-Factory stops before training (its YAML loader, OmegaConf, "
+                              f"refuses a duplicate key: \"found duplicate key {duplicate.key}\"); keep one. The "
+                              "estimate uses the later value")

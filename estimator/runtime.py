@@ -41,8 +41,8 @@ class Band:
     def describe(self) -> str:
         span = f"−{100 * (1 - self.low):.0f} % / +{100 * (self.high - 1):.0f} %"
         if self.widened:
-            return (f"{span}: only {self.rows} measurement(s) of this kind of setup, so the band of all "
-                    "measurements, widened")
+            few = "no measurement" if self.rows == 0 else f"only {self.rows} measurement{'s' if self.rows > 1 else ''}"
+            return f"{span}: {few} of this kind of setup, so the band of all measurements, widened"
         return (f"{span}: where real runs fell around the estimate in cross-validation "
                 f"({self.rows} measurements of this kind of setup, {self.sources} sources)")
 

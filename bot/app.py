@@ -13,8 +13,12 @@ import contextlib
 import importlib
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
+from types import FrameType
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -110,6 +114,7 @@ class WebhookService:
         pending = await run_in_threadpool(lambda: self.runner.pending)
         body = {"status": "unavailable" if problems else "ok", "problems": problems, "pending_jobs": pending,
                 "running_jobs": self.runner.running, "worker_mode": self.settings.worker_mode,
+                "worker_pids": self.runner.cpu.worker_pids(),
                 "workers": self.settings.workers, "store": "redis" if self.settings.redis_url else "sqlite"}
         return JSONResponse(body, status_code=503 if problems else 200)
 
@@ -117,8 +122,24 @@ class WebhookService:
         self.metrics.in_flight.set(await run_in_threadpool(lambda: self.runner.pending))
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    def _hook_shutdown_signals(self) -> None:
+        """Tell the runner the moment SIGTERM / SIGINT arrives (then let the web server's handler run): the
+        worker processes get the signal too when it goes to the process group."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # an app served from a thread (tests): no signals
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+
+            def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self.runner.stopping_now()
+                if callable(previous):
+                    previous(number, frame)
+
+            signal.signal(signum, handler)
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._hook_shutdown_signals()
         await asyncio.to_thread(self.runner.start)
         try:
             yield

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
+from pebble.common.types import CONSTS as PEBBLE_CONSTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,6 +28,11 @@ A = TypeVar("A")
 
 PRELOAD = ("bot.webhooks.evaluate", "rules.pipeline", "estimator.memory", "estimator.suggest", "bot.render.markdown")
 WORKER_NICENESS = 10  # acknowledgements and GitHub I/O (the service process) win the CPU over estimation
+
+
+# Workers ignore SIGTERM (below), so pebble's "SIGTERM, wait term_timeout, then SIGKILL" for a task past its
+# limit is only a delay before the SIGKILL: keep it short.
+PEBBLE_CONSTS.term_timeout = 0.2
 
 
 class TaskTimedOut(Exception):

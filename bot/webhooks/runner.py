@@ -94,6 +94,11 @@ class JobRunner:
         self._maintenance = threading.Thread(target=self._maintain, name="vram-check-maintenance", daemon=True)
         self._maintenance.start()
 
+    def stopping_now(self) -> None:
+        """Called from the SIGTERM / SIGINT handler, before the web server winds down: from here on, a job whose
+        worker goes away is being shut down, not failing."""
+        self.stopping = True
+
     def stop(self) -> None:
         """Drain: no new job starts; running jobs get `drain_s`; what is left stays in the journal."""
         self.stopping = True
@@ -234,7 +239,7 @@ class JobRunner:
             JOB_DEADLINE.reset(token)
             with self._held_lock:
                 self._running -= 1
-        if self.stopping and failure is not None and failure.outcome == "worker-died":
+        if self.stopping and failure is not None and failure.outcome in ("worker-died", "timed-out"):
             return  # the workers were stopped under it: run it again at the next start
         if failure is not None:
             log.warning("%s for %s#%d could not be checked: %s", job.kind, job.pr.repo, job.pr.number,

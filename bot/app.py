@@ -93,18 +93,17 @@ class WebhookService:
         handler = ROUTER.lookup(event, action if isinstance(action, str) else None)
         if handler is None:
             return self._answer(event, "ignored", 202, started)
-        if delivery_id and not await run_in_threadpool(self.runner.claim, delivery_id):
-            return self._answer(event, "duplicate", 202, started)
         try:
             handled = handler(Delivery(event, delivery_id, received_at, payload))
         except ValidationError as error:
-            if delivery_id:
-                await run_in_threadpool(self.runner.release_claim, delivery_id)
             log.warning("malformed %s delivery %s: %d validation errors", event, delivery_id,
                         error.error_count())
             return self._answer(event, "malformed", 400, started)
+        # Only a delivery that makes work is deduplicated (a store write, ~1 ms: cheaper here than a thread hop).
+        if handled.jobs and delivery_id and not self.runner.claim(delivery_id):
+            return self._answer(event, "duplicate", 202, started)
         for job in handled.jobs:
-            await run_in_threadpool(self.runner.accept, job)
+            self.runner.accept(job)  # journal + queue, durable before the 202
         status = 200 if event == "ping" else 202
         return self._answer(event, handled.outcome, status, started)
 

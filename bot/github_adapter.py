@@ -118,7 +118,7 @@ class GitHubClients:
     def _common(self) -> dict[str, Any]:
         # No PyGithub throttle (seconds_between_*) and no urllib3 GithubRetry: bot.ratelimit paces and retries.
         return {"base_url": self._settings.api_url.rstrip("/"), "timeout": int(self._settings.github_timeout_s),
-                "retry": None, "lazy": True, "user_agent": "vram-check", "per_page": 100, "pool_size": 32,
+                "retry": None, "lazy": True, "user_agent": "vram-check", "per_page": 100, "pool_size": 64,
                 "seconds_between_requests": None, "seconds_between_writes": None}
 
     def client(self, installation_id: int | None) -> Github:
@@ -137,7 +137,7 @@ class GitHubClients:
                 gh = Github(auth=Auth.Token(self._settings.token.get_secret_value()), **self._common())
             if self._limiter is not None:
                 token = self._settings.token.get_secret_value() if self._settings.token else None
-                limit_client(gh, self._limiter, installation_key(key, token), self._settings.github_retries, 32)
+                limit_client(gh, self._limiter, installation_key(key, token), self._settings.github_retries, 64)
             self._clients[key] = gh
             return gh
 

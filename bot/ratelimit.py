@@ -219,8 +219,8 @@ return {'0', '0', ''}
 """
 _BLOCK = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local until = tonumber(ARGV[1])
-if until > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', math.ceil(ARGV[2])) end
+local blocked_until = tonumber(ARGV[1])
+if blocked_until > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', math.ceil(tonumber(ARGV[2]))) end
 return 1
 """
 

@@ -23,7 +23,9 @@ def make_huey(redis_url: str | None, state_dir: Path) -> Huey:
     if redis_url:
         return RedisHuey(QUEUE_NAME, url=redis_url, results=False, blocking=True, read_timeout=1)
     state_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(state_dir / "queue.db"), results=False)
+    # fsync=False: commits reach the OS, not the disk platter, so they survive the process being killed (what
+    # the journal promises), not a power cut; an fsync per enqueue cost ~4 ms of every acknowledgement.
+    return SqliteHuey(QUEUE_NAME, filename=str(state_dir / "queue.db"), results=False, fsync=False)
 
 
 class ServiceConsumer(Consumer):  # type: ignore[misc]

@@ -55,7 +55,9 @@ class Store(Protocol):
         """Entries queued before `older_than` whose pull request nobody holds; marked re-queued at `now`."""
         ...
     def journal_size(self) -> int: ...
-    def try_lease(self, pr_key: str, owner: str, ttl_s: float) -> bool: ...
+    def try_lease(self, pr_key: str, owner: str, ttl_s: float) -> bool:
+        """Take the pull request's lease if nobody (not even another thread of `owner`) holds it."""
+        ...
     def renew_lease(self, pr_key: str, owner: str, ttl_s: float) -> bool: ...
     def release_lease(self, pr_key: str, owner: str) -> None: ...
     def clear_leases(self) -> None:
@@ -85,7 +87,8 @@ create table if not exists vc_cache (key text primary key, value text not null, 
 class SqliteStore:
     """The embedded store: one SQLite file (WAL) in the state folder, next to huey's queue tables.
 
-    A committed row survives the process being killed (SQLite's journal); one connection per thread."""
+    A committed row survives the process being killed (WAL, synchronous=NORMAL: not an fsync per commit, so
+    a power cut may lose the last commits); one connection per thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -144,7 +147,7 @@ class SqliteStore:
                                   (entry.pr_key, f"{supersede_kind}:%")).fetchall()
                 dropped = [r[0] for r in rows if r[0] != entry.job_id]
                 db.executemany("delete from vc_journal where id = ?", [(d,) for d in dropped])
-            seq = db.execute("select coalesce(max(seq), 0) + 1 from vc_journal").fetchone()[0]
+            seq = time.time_ns()  # arrival order (per pull request)
             db.execute("insert or replace into vc_journal (id, pr, data, enqueued_at, seq) values (?, ?, ?, ?, ?)",
                        (entry.job_id, entry.pr_key, entry.data, entry.enqueued_at, seq))
         return dropped
@@ -178,8 +181,8 @@ class SqliteStore:
         now = time.time()
         with self._tx() as db:
             row = db.execute("select owner, expires from vc_lease where pr = ?", (pr_key,)).fetchone()
-            if row is not None and row[1] > now and row[0] != owner:
-                return False
+            if row is not None and row[1] > now:
+                return False  # held, by another replica or by another thread of this one
             db.execute("insert or replace into vc_lease (pr, owner, expires) values (?, ?, ?)",
                        (pr_key, owner, now + ttl_s))
         return True
@@ -320,10 +323,7 @@ class RedisStore:
         return int(self.redis.zcard(f"{self.p}jobs"))
 
     def try_lease(self, pr_key: str, owner: str, ttl_s: float) -> bool:
-        key = f"{self.p}lease:{pr_key}"
-        if self.redis.set(key, owner, nx=True, px=int(ttl_s * 1000)):
-            return True
-        return bool(self._renew(keys=[key], args=[owner, int(ttl_s * 1000)]))
+        return bool(self.redis.set(f"{self.p}lease:{pr_key}", owner, nx=True, px=int(ttl_s * 1000)))
 
     def renew_lease(self, pr_key: str, owner: str, ttl_s: float) -> bool:
         return bool(self._renew(keys=[f"{self.p}lease:{pr_key}"], args=[owner, int(ttl_s * 1000)]))

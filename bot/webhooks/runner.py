@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -72,7 +73,7 @@ class JobRunner:
         self.clients = GitHubClients(settings, self.limiter)
         self.resolver = CountingResolver(model_resolver(settings),
                                          lambda outcome: self.metrics.hub_calls.labels(outcome).inc())
-        self.io = ThreadPoolExecutor(max_workers=4 * settings.io_threads, thread_name_prefix="vram-check-io")
+        self.io = ThreadPoolExecutor(max_workers=2 * settings.io_threads, thread_name_prefix="vram-check-io")
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
@@ -83,6 +84,9 @@ class JobRunner:
 
     # -- life cycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
+        # The queue's threads share this process (and its GIL) with the event loop: switch threads every
+        # millisecond instead of every 5, so that an acknowledgement does not wait behind a job's Python work.
+        sys.setswitchinterval(0.001)
         self.cpu.start()
         if isinstance(self.store, SqliteStore):
             # One replica: whoever held leases before this start is gone; every journal entry is ours to run.

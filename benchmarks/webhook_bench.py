@@ -364,7 +364,9 @@ def scenario_lone(args: argparse.Namespace, state_root: Path) -> dict[str, Any]:
             if repo in first:
                 times.append(first[repo] - sent[repo])
         stats = github.get("stats")
-        return {"prs": len(github.heads), "prs_commented": len(times),
+        first_repo = sorted(github.heads)[0]
+        one_pr = [f"{m} {p}" for m, p in stats["requests"] if p.startswith(f"/repos/{first_repo}/")]
+        return {"prs": len(github.heads), "prs_commented": len(times), "requests_of_one_pr": one_pr,
                 "first_comment_s": {"p50": _r(percentile(times, 50)), "p95": _r(percentile(times, 95)),
                                     "max": _r(max(times) if times else None)},
                 "ack_ms": {"p50": _ms(percentile(ack, 50)), "max": _ms(max(ack))},

@@ -41,9 +41,9 @@ from bot.webhooks.worker import CountingResolver, model_resolver
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL_S = 30.0  # a pull request held by a replica that stopped renewing is free again after this
-RENEW_EVERY_S = 5.0
-REQUEUE_AFTER_S = 45.0  # a journal entry queued this long ago that nobody holds is queued again
+LEASE_TTL_S = 15.0  # a pull request held by a replica that stopped renewing is free again after this
+RENEW_EVERY_S = 3.0
+REQUEUE_AFTER_S = 20.0  # a journal entry queued this long ago that nobody holds is queued again
 PUBLISH_TIMEOUT_S = 30.0  # time allowed for publishing "could not be checked" after a job failed
 
 

@@ -190,6 +190,7 @@ class Replica:
                "PYTHONPATH": str(ROOT)}
         if redis_url:
             env["VRAM_CHECK_REDIS_URL"] = redis_url
+        env.update(json.loads(os.environ.get("BENCH_SERVICE_ENV", "{}")))  # experiments only; the default is none
         self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
                                          str(self.port), "--log-level", "warning"], env=env, cwd=ROOT,
                                         start_new_session=True)
@@ -332,7 +333,11 @@ def scenario_burst(args: argparse.Namespace, state_root: Path) -> dict[str, Any]
         first = first_comments(github)
         to_comment = [first[r] - sent_at[r] for r in repos if r in first]
         outcome = outcome_per_pr(github)
+        metrics = httpx.get(f"{replica.url}/metrics").text
+        server_ack = {line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                      for line in metrics.splitlines() if line.startswith("vram_check_ack_seconds_bucket")}
         return {
+            "server_side_ack_histogram": server_ack,
             "prs": len(repos), "prs_commented": len(to_comment),
             "first_comment_s": {"p50": _r(percentile(to_comment, 50)), "p95": _r(percentile(to_comment, 95)),
                                 "max": _r(max(to_comment) if to_comment else None)},

@@ -94,7 +94,10 @@ class SqliteStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._seq_lock = threading.Lock()
+        # One writer at a time inside this process, queued on a Python lock: a waiting thread wakes the moment
+        # the lock is free, where SQLite's busy handler would sleep 1, 2, 5, 10, 15, 20, 25… ms between tries
+        # (the event loop writes here too: acknowledgements must not sleep).
+        self._write_lock = threading.Lock()
         self._conn().executescript(SCHEMA)
         self._pruned = 0.0
 
@@ -110,13 +113,14 @@ class SqliteStore:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("begin immediate")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("rollback")
-            raise
-        conn.execute("commit")
+        with self._write_lock:
+            conn.execute("begin immediate")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("rollback")
+                raise
+            conn.execute("commit")
 
     def ping(self) -> None:
         self._conn().execute("select 1").fetchone()

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import pickle
+import queue
 import socket
 import sys
 import threading
@@ -81,6 +82,10 @@ class JobRunner:
         self.stopping = False
         self._maintenance_stop = threading.Event()
         self._maintenance: threading.Thread | None = None
+        # Wake-ups go to huey from a thread of their own: the journal entry is what makes an accepted job
+        # durable (a wake-up lost in a crash is re-sent from the journal), so the 202 does not wait for huey.
+        self._wakeups: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._waker = threading.Thread(target=self._wake_loop, name="vram-check-waker", daemon=True)
 
     # -- life cycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,6 +100,7 @@ class JobRunner:
         else:
             self._requeue(older_than=time.time() - REQUEUE_AFTER_S)
         self.consumer.start()
+        self._waker.start()
         self._maintenance = threading.Thread(target=self._maintain, name="vram-check-maintenance", daemon=True)
         self._maintenance.start()
 
@@ -107,6 +113,7 @@ class JobRunner:
         """Drain: no new job starts; running jobs get `drain_s`; what is left stays in the journal."""
         self.stopping = True
         self._maintenance_stop.set()
+        self._wakeups.put(None)
         deadline = time.monotonic() + self.settings.drain_s
         self.consumer.stop_flag.set()
         while self._running and time.monotonic() < deadline:
@@ -156,6 +163,13 @@ class JobRunner:
                 except Exception:
                     log.exception("maintenance failed")
 
+    def _wake_loop(self) -> None:
+        while (job_id := self._wakeups.get()) is not None:
+            try:
+                self._run_task(job_id)
+            except Exception:  # the store is down: the sweeper re-sends it from the journal
+                log.exception("could not queue job %s", job_id)
+
     def _requeue(self, older_than: float) -> None:
         for entry in self.store.journal_stale(older_than, time.time()):
             log.info("re-queueing job %s (%s)", entry.job_id, entry.pr_key)
@@ -176,7 +190,7 @@ class JobRunner:
         for old in dropped:  # a newer push replaced a queued check: the older delivery is done
             self.metrics.superseded.inc()
             self.store.settle_delivery(old.split(":", 1)[1], "done")
-        self._run_task(job_id)
+        self._wakeups.put(job_id)
 
     # -- running -------------------------------------------------------------------------------------------------
     def run_job(self, job_id: str) -> None:

@@ -74,6 +74,18 @@ class ServeProcess:
     def health(self) -> httpx.Response:
         return self.client.get(f"{self.url}/healthz")
 
+    def worker_pids(self) -> list[int]:
+        """The estimation worker processes: as /healthz lists them, else the service's forked descendants."""
+        listed = self.health().json().get("worker_pids")
+        if listed is not None:
+            return [int(pid) for pid in listed]
+        assert self.process is not None
+        return [pid for pid in descendants(self.process.pid) if b"forkserver" not in _cmdline(pid)]
+
+    def running_jobs(self) -> int:
+        body = self.health().json()
+        return int(body.get("running_jobs", body.get("pending_jobs", 0)))
+
     def signal_group(self, signum: int) -> None:
         assert self.process is not None
         os.killpg(self.process.pid, signum)
@@ -106,3 +118,24 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            out += [int(entry.name), *descendants(int(entry.name))]
+    return out

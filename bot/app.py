@@ -100,17 +100,21 @@ class WebhookService:
                         error.error_count())
             return self._answer(event, "malformed", 400, started)
         # Only a delivery that makes work is deduplicated (a store write, ~1 ms: cheaper here than a thread hop).
-        if handled.jobs and delivery_id and not self.runner.claim(delivery_id):
-            return self._answer(event, "duplicate", 202, started)
-        for job in handled.jobs:
-            self.runner.accept(job)  # journal + queue, durable before the 202
+        try:
+            if handled.jobs and delivery_id and not self.runner.claim(delivery_id):
+                return self._answer(event, "duplicate", 202, started)
+            for job in handled.jobs:
+                self.runner.accept(job)  # journal + queue, durable before the 202
+        except Exception as error:  # the store is unreachable: GitHub marks the delivery failed, to redeliver
+            log.error("could not accept %s delivery %s: %s", event, delivery_id, type(error).__name__)
+            return self._answer(event, "unavailable", 503, started)
         status = 200 if event == "ping" else 202
         return self._answer(event, handled.outcome, status, started)
 
     async def healthz(self, request: Request) -> Response:
         """200 only while the service can do work: store reachable, worker processes up, queue consumed."""
         problems = await run_in_threadpool(self.runner.health)
-        pending = await run_in_threadpool(lambda: self.runner.pending)
+        pending = None if problems else await run_in_threadpool(lambda: self.runner.pending)
         body = {"status": "unavailable" if problems else "ok", "problems": problems, "pending_jobs": pending,
                 "running_jobs": self.runner.running, "worker_mode": self.settings.worker_mode,
                 "worker_pids": self.runner.cpu.worker_pids(),
@@ -118,7 +122,8 @@ class WebhookService:
         return JSONResponse(body, status_code=503 if problems else 200)
 
     async def metrics_route(self, request: Request) -> Response:
-        self.metrics.in_flight.set(await run_in_threadpool(lambda: self.runner.pending))
+        with contextlib.suppress(Exception):  # the store may be unreachable; /healthz says so
+            self.metrics.in_flight.set(await run_in_threadpool(lambda: self.runner.pending))
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def _hook_shutdown_signals(self) -> None:

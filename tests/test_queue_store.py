@@ -4,6 +4,7 @@ SQLite (one replica) and a real redis-server (several). Then two app instances s
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
 import time
 import uuid
@@ -201,3 +202,19 @@ def test_two_replicas_share_dedup_leases_and_the_sticky_comment(redis_server: st
                 bodies = [c.body for c in github.state.comments(repo, number)]
                 assert len(bodies) == 1 and bodies[0].startswith(MARKER)  # one sticky, never two
                 assert github.state.repos[repo].statuses[-1]["state"] == "success"
+
+
+def test_healthz_is_503_while_the_store_is_unreachable(tmp_path: Path) -> None:
+    server = redis_url()
+    url = next(server)
+    if os.environ.get("VRAM_CHECK_TEST_REDIS_URL"):
+        pytest.skip("needs a redis-server of its own to stop")
+    with FakeGitHub(FakeGitHubState(token="t")) as github:
+        settings = Settings(webhook_secret="s", token="t", api_url=github.url, redis_url=url, worker_mode="thread",
+                            workers=1, state_dir=tmp_path / "state")
+        with RunningService(settings) as service:
+            assert service.client.get(f"{service.url}/healthz").status_code == 200
+            server.close()  # stops the redis-server
+            health = service.client.get(f"{service.url}/healthz")
+            assert health.status_code == 503
+            assert any("store unreachable" in p for p in health.json()["problems"])

@@ -41,6 +41,7 @@ from bot.webhooks.evaluate import (
     Inputs,
     ModelAnswer,
     Needs,
+    candidates,
     evaluate,
 )
 from bot.webhooks.jobs import CheckJob, JobOutcome
@@ -252,6 +253,8 @@ def evaluate_pull_request(ctx: JobContext, head_sha: str, base_sha: str, *, targ
     policy.result()
     changed = tuple(listed)
     reader.set_changed(changed)
+    wanted_first = candidates(reader.base, changed)
+    reader.fetch(Needs(head=frozenset(wanted_first), base=frozenset(wanted_first)))
     models: dict[str, ModelAnswer] = {}
     for _round in range(MAX_ROUNDS):
         inputs = Inputs(head_sha=head_sha, base_sha=base_sha, changed=changed, cut=cut,

@@ -227,6 +227,14 @@ def _round(inputs: Inputs, missed_head: set[str], missed_base: set[str], missed_
                       tuple("config" for c in report.configs if c.error is not None))
 
 
+def candidates(base: Mapping[str, FileAnswer], changed: tuple[ChangedFile, ...]) -> list[str]:
+    """The changed files the policy's globs select: what the first round will read at the head (so they are
+    fetched before it, in parallel, instead of after a round that only finds out). The policy file is small
+    and bounded, so this parse is cheap enough for the I/O thread."""
+    policy, _ = policy_at_base(ParsedFiles(_Snapshot(base, set())))
+    return [f.path for f in changed if f.status != "removed" and policy.matches(f.path)]
+
+
 def evaluate(inputs: Inputs) -> Evaluation | Needs:
     """One round (see the module docstring): the evaluation, or what must be fetched before it."""
     missed_head: set[str] = set()

@@ -45,7 +45,6 @@ class Settings(BaseModel):
     max_payload_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_files_per_pr: int = Field(default=300, gt=0)
     max_file_bytes: int = Field(default=512 * 1024, gt=0)
-    dedup_capacity: int = Field(default=10_000, gt=0)
     # Where background work runs: a pool of worker processes (default) or threads of this process.
     worker_mode: Literal["process", "thread"] = "process"
     workers: int = Field(default=2, gt=0, le=32)

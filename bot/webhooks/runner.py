@@ -227,7 +227,12 @@ class JobRunner:
                           clock=time.time)
 
     def _run_entry(self, entry: JournalEntry) -> None:
-        job: Job = pickle.loads(entry.data)
+        try:
+            job: Job = pickle.loads(entry.data)
+        except Exception:  # written by a version of the service that no longer reads it: drop it, loudly
+            log.exception("job %s (%s) cannot be read; dropped", entry.job_id, entry.pr_key)
+            self.store.journal_finish(entry.job_id)
+            return
         deadline = time.time() + self.settings.job_timeout_s
         token = JOB_DEADLINE.set(deadline)
         with self._held_lock:

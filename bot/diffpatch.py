@@ -22,7 +22,8 @@ def base_from_patch(head_text: str, patch: str | None) -> str | None:
         head.pop()
     base: list[str] = []
     cursor = 0  # index into head of the next line not yet copied
-    base_newline = head_ends_with_newline
+    base_lacks_newline = False  # a "\\ No newline at end of file" after a base-side line ('-' or ' ')
+    head_lacks_newline_marked = False  # the same marker after a '+' line: the head side lacks it
     last: str | None = None
     lines = patch.split("\n")
     index = 0
@@ -63,10 +64,10 @@ def base_from_patch(head_text: str, patch: str | None) -> str | None:
                 cursor += 1
                 seen_new += 1
             elif tag == "\\":  # "\ No newline at end of file" after the line it qualifies
-                if last == "-" or last == " ":
-                    base_newline = False
-                elif last == "+" and not head_ends_with_newline:
-                    base_newline = True  # the head lost its final newline; the base had one
+                if last in ("-", " "):
+                    base_lacks_newline = True
+                elif last == "+":
+                    head_lacks_newline_marked = True
             elif body == "" and index == len(lines) - 1:
                 break
             else:
@@ -76,5 +77,11 @@ def base_from_patch(head_text: str, patch: str | None) -> str | None:
         if seen_old != old_count or seen_new != new_count:
             return None
     base.extend(head[cursor:])
+    if base_lacks_newline:
+        base_newline = False
+    elif head_lacks_newline_marked:
+        base_newline = True  # only the head lost its final newline
+    else:
+        base_newline = head_ends_with_newline  # the end of the file is the same on both sides
     text = "\n".join(base)
     return text + "\n" if base_newline and base else text

@@ -24,7 +24,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-SETUP_CLASSES = ("single/lora", "single/qlora", "single/full", "multi/ddp", "multi/zero2", "multi/zero3")
+SETUP_CLASSES = ("single/lora", "single/qlora", "single/full", "multi/ddp", "multi/zero2", "multi/zero3",
+                 "multi/fsdp")
 
 
 @dataclass(frozen=True)

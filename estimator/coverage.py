@@ -34,6 +34,7 @@ BOTH = LLAMAFACTORY_VERSIONS
 LLAMA = "meta-llama/Meta-Llama-3-8B"
 QWEN_MOE = "Qwen/Qwen3-30B-A3B"
 QWEN_VL = "Qwen/Qwen2-VL-7B-Instruct"
+SMALL = "Qwen/Qwen2.5-0.5B"
 DEEPSEEK_MOE = "deepseek-ai/DeepSeek-V2-Lite"
 
 
@@ -52,8 +53,7 @@ class Row:
     model: str = LLAMA
     versions: tuple[str, ...] = BOTH
     default: Any = None  # LF's default: an unknown row applies when the key is set to anything else
-    gpus: int = 1
-    launcher: str | None = None  # an accelerate config the test launches with (tests/test_coverage.py)
+    gpus: int = 1  # the test's target (0: the whole test pool, 8 GPUs)
     active: Callable[[Mapping[str, Any]], bool] | None = field(default=None, compare=False)
 
     def applies(self, raw: Mapping[str, Any]) -> bool:
@@ -90,9 +90,11 @@ ROWS: tuple[Row, ...] = (
     # --- model loading and precision -------------------------------------------------------------------
     Row("bf16", "modelled", "AMP in bf16: matmul outputs and saved activations in 2 bytes; weights keep their "
         "load dtype", "hparams/parser.py:512-515 (compute_dtype)", True, "less",
-        "do_train: true\nfinetuning_type: full\nper_device_train_batch_size: 1\ncutoff_len: 1024\n"),
+        "do_train: true\nfinetuning_type: full\nper_device_train_batch_size: 1\ncutoff_len: 4096\n"
+        "disable_gradient_checkpointing: true\n", model=SMALL),
     Row("fp16", "modelled", "AMP in fp16: as bf16", "hparams/parser.py:512-515", True, "less",
-        "do_train: true\nfinetuning_type: full\nper_device_train_batch_size: 1\ncutoff_len: 1024\n"),
+        "do_train: true\nfinetuning_type: full\nper_device_train_batch_size: 1\ncutoff_len: 4096\n"
+        "disable_gradient_checkpointing: true\n", model=SMALL),
     Row("pure_bf16", "modelled", "no fp32 upcast of trainable parameters: weights, gradients and optimizer states "
         "in the load dtype", "hparams/finetuning_args.py:456; model/adapter.py:319", True, "less", FULL),
     Row("infer_dtype", "modelled", "dtype of a model loaded only for prediction (do_predict); training loads the "
@@ -226,7 +228,7 @@ ROWS: tuple[Row, ...] = (
     Row("use_dft_loss", "no effect", "per-token reweighting of the cross-entropy", "train/trainer_utils.py:639-670",
         True, "same", FULL),
     Row("use_eaft_loss", "modelled", "entropy weights: a masked fp32 copy of the logits (tokens × vocab)",
-        "train/trainer_utils.py:786-810", True, "more", FULL),
+        "train/trainer_utils.py:786-810", True, "more"),
     Row("use_galore", "modelled", "GaLore: Adam states on rank-r projections of the targeted matrices",
         "train/trainer_utils.py:200-285", True, "less", FULL + "optim: adamw_torch\n"),
     Row("galore_rank", "modelled", "projection rank", "hparams/finetuning_args.py:279", 64, "more",
@@ -264,10 +266,12 @@ ROWS: tuple[Row, ...] = (
     Row("fsdp", "modelled", "FSDP through HF's keys (transformers 5: FSDP2 by default)",
         "transformers training_args.py:2775-2930", "full_shard auto_wrap", "less", FULL, gpus=4),
     Row("fsdp_config", "modelled", "FSDP settings (version, reshard_after_forward, cpu_offload, "
-        "cpu_ram_efficient_loading)", "transformers training_args.py:2775-2930", {"cpu_offload": True}, "less",
+        "cpu_ram_efficient_loading — which only transformers 4 honours for these keys)",
+        "transformers training_args.py:2775-2930", {"reshard_after_forward": False}, "more",
         FULL + "fsdp: full_shard auto_wrap\n", gpus=4),
-    Row("ray_num_workers", "modelled", "USE_RAY=1: one GPU per worker, world size = ray_num_workers (like torchrun)",
-        "hparams/training_args.py:43; train/trainer_utils.py:894-903", 4, "more", gpus=8, default=1),
+    Row("ray_num_workers", "modelled", "USE_RAY=1: one GPU per worker, world size = ray_num_workers (like torchrun): "
+        "the GPU count of the check, per-GPU memory as DDP", "hparams/training_args.py:43; "
+        "train/trainer_utils.py:894-903", 4, "same", gpus=0, default=1),
     Row("fp8", "unknown", "FP8 matmuls (torchao / Transformer Engine) keep fp8 copies of inputs and weights",
         "hparams/training_args.py:123; train/fp8_utils.py", True, "unknown", FULL, default=False),
     Row("use_kt", "modelled", "KTransformers: routed experts and their LoRA on the CPU; the GPU holds the rest",
@@ -297,17 +301,20 @@ ROWS: tuple[Row, ...] = (
     # --- data and batch -----------------------------------------------------------------------------------
     Row("cutoff_len", "modelled", "the longest sequence (LLaMA-Factory pads each batch to its longest row)",
         "hparams/data_args.py:46", 4096, "more", default=2048),
-    Row("per_device_train_batch_size", "modelled", "sequences per micro-batch", "transformers TrainingArguments", 4,
-        "more", "do_train: true\nfinetuning_type: lora\nbf16: true\ncutoff_len: 1024\n", default=8),
+    Row("per_device_train_batch_size", "modelled", "sequences per micro-batch (HF default 8)",
+        "transformers TrainingArguments", 4, "less",
+        "do_train: true\nfinetuning_type: lora\nbf16: true\ncutoff_len: 1024\n", default=8),
     Row("gradient_accumulation_steps", "modelled", "gradients of earlier micro-batches stay during the next",
         "transformers TrainingArguments", 8, "more", FULL, default=1),
-    Row("packing", "modelled", "rows of exactly cutoff_len: fixed batch shapes (less allocator slack)",
-        "hparams/data_args.py:108", True, "less"),
+    Row("packing", "modelled", "rows of exactly cutoff_len (already the modelled worst case); fixed batch shapes "
+        "take the runtime layer's fixed-shape allocator slack (estimator/runtime.py)", "hparams/data_args.py:108",
+        True, "same"),
     Row("neat_packing", "modelled", "packing without cross-attention: a (B,1,L,L) mask unless FlashAttention-2",
         "hparams/data_args.py:112; data/collator.py:93", True, "more"),
-    Row("do_train", "modelled", "training (with do_predict only: a prediction run)", "transformers TrainingArguments",
-        False, "less", "do_predict: true\npredict_with_generate: true\neval_dataset: x\nbf16: true\n"
-        "per_device_eval_batch_size: 1\ncutoff_len: 1024\n"),
+    Row("do_train", "modelled", "training; without it do_predict / do_eval run inference only",
+        "transformers TrainingArguments", True, "more", "do_predict: true\npredict_with_generate: true\n"
+        "eval_dataset: x\nbf16: true\nper_device_eval_batch_size: 1\nper_device_train_batch_size: 1\n"
+        "cutoff_len: 1024\n"),
     Row("per_device_eval_batch_size", "modelled", "batch of evaluation and prediction", "transformers "
         "TrainingArguments", 8, "more", PREDICT, default=8),
     Row("val_size", "modelled", "evaluation during training: a forward of per_device_eval_batch_size sequences",
@@ -319,8 +326,8 @@ ROWS: tuple[Row, ...] = (
         "hparams/generating_args.py:45", 4, "more", PREDICT, default=1),
     Row("image_max_pixels", "modelled", "pixels of the largest image: patches through the vision tower, tokens in "
         "the merged sequence (bounded by cutoff_len)", "hparams/model_args.py:305; data/mm_plugin.py:218-235",
-        2048 * 2048, "more", FULL.replace("cutoff_len: 1024", "cutoff_len: 8192") + "freeze_vision_tower: false\n",
-        model=QWEN_VL, default=768 * 768),
+        4096 * 4096, "more", "do_train: true\nfinetuning_type: lora\nbf16: true\nper_device_train_batch_size: 1\n"
+        "cutoff_len: 8192\nfreeze_vision_tower: false\n", model=QWEN_VL, default=768 * 768),
     Row("video_max_pixels", "modelled", "pixels of each video frame", "hparams/model_args.py:321", 768 * 768, "more",
         FULL.replace("cutoff_len: 1024", "cutoff_len: 16384") + "freeze_vision_tower: false\n", model=QWEN_VL,
         default=256 * 256),

@@ -129,6 +129,9 @@ def precision(model: ModelSpec, plan: TrainingPlan) -> act.Precision:
     stream has the embedding's dtype (fp32 when LF upcast a trainable embedding; the gathered bf16 copy under
     FSDP mixed precision)."""
     half_weights = _deepspeed_half(plan) or _fsdp_half(plan) or _load_bytes(model, plan) == 2
+    if plan.finetuning_type == "full" and plan.upcast_trainable_to_fp32 and not plan.use_badam \
+            and not (_deepspeed_half(plan) or _fsdp_half(plan)):
+        half_weights = False  # every weight was cast to fp32: without autocast the matmuls run in fp32
     matmul = 2 if plan.bf16 or plan.fp16 or half_weights else 4
     if _deepspeed_half(plan) or _fsdp_half(plan):
         residual = 2
@@ -211,8 +214,9 @@ def weights_bytes(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainab
     base_trainable = t.params - t.adapter_params
     extra = _extra_model_bytes(model, plan, world)
     if plan.fsdp is not None:
-        return fsdp_memory.sharded_weights(model, plan, world, t, fmt, _frozen_base_bytes, _trainable_bytes,
-                                           _replicated_quant_state(model, plan, fmt)), extra
+        stored = _frozen_base_bytes(model, plan, t.frozen_params, fmt) + _trainable_bytes(model, plan) * t.params
+        return fsdp_memory.sharded_weights(model, plan, world, stored, _replicated_quant_state(model, plan, fmt)), \
+            extra
     if plan.zero_stage == 3:  # partitioned low-precision params (lp_param_buffer, stage3.py): 2·P/N
         lp = 2 if _deepspeed_half(plan) else 4
         if plan.deepspeed and plan.deepspeed.offload_param:
@@ -247,7 +251,7 @@ def gradient_bytes(model: ModelSpec, plan: TrainingPlan, world: World, t: Traina
         # 248-285, 335-360): only the gradient being produced is live — at most the largest trainable tensor
         return grad * _largest_trainable_tensor(model, plan)
     if plan.fsdp is not None:
-        return fsdp_memory.sharded_gradients(model, plan, world, t, grad)
+        return fsdp_memory.sharded_gradients(plan, world, t, grad)
     if plan.zero_stage >= 2:  # partitioned gradients (contiguous_gradients); on CPU with optimizer offload
         if plan.deepspeed and plan.deepspeed.offload_optimizer:
             return 0
@@ -451,11 +455,11 @@ class BufferBytes:
     step: int  # transient at the optimizer step (ZeRO-1/2 fp32 gradient partition, allgather bucket)
     turnaround: int = 0  # parameters kept gathered across the forward → backward turn
     backward: int = 0  # extra during backward only (FSDP reduce-scatter buffers)
-    gathered_at_forward_end: bool = False  # FSDP without reshard: every unit is still gathered at the end
+    fsdp: fsdp_memory.FsdpBuffers | None = None  # FSDP's unsharded copies at each point of the backward
 
     @property
     def forward(self) -> int:
-        return max(self.gathered, self.turnaround) if self.gathered_at_forward_end else self.gathered
+        return self.gathered
 
 
 def buffer_bytes(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable) -> BufferBytes:
@@ -466,9 +470,8 @@ def buffer_bytes(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainabl
     fmt = weight_format(model, plan)
     dequant = 2 * quant.largest_linear(model) if fmt is not None else 0  # the dequantized weight of one matmul
     if plan.fsdp is not None:
-        found = fsdp_memory.buffers(model, plan, world, t, fmt)
-        return BufferBytes(persistent + found.persistent, found.gathered + dequant, found.step, found.turnaround,
-                           found.backward, gathered_at_forward_end=not plan.fsdp.reshard_after_forward)
+        found = fsdp_memory.buffers(model, plan, world, t, fmt, _trainable_bytes(model, plan))
+        return BufferBytes(persistent, found.forward + dequant, 0, found.turnaround + dequant, fsdp=found)
     if ds is None:
         if n > 1:  # torch DDP Reducer: flat bucket copies of all gradients (gradient_as_bucket_view=False)
             persistent += _trainable_bytes(model, plan) * t.params
@@ -547,7 +550,9 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
                            "buffers": buffers.persistent + max(buffers.gathered, buffers.turnaround)},
         "backward": _backward_phase(weights, optim, grads, held_grads, lm_head_grad, acts, t, on_gpu, plan,
                                     buffers.persistent + buffers.gathered + buffers.backward,
-                                    _tied_embedding_transient(on_gpu, plan)),
+                                    _tied_embedding_transient(on_gpu, plan)) if buffers.fsdp is None else
+        _fsdp_backward_phase(weights, optim, grads, held_grads, acts, buffers, _trainable_bytes(on_gpu, plan),
+                             fsdp_memory.shard_group(plan, world)),
         "optimizer step": {"weights": weights, "optimizer": optim + _optimizer_step_temp(on_gpu, plan, t),
                            "gradients": grads, "activations": 0, "logits": 0,
                            "buffers": buffers.persistent + buffers.step},
@@ -616,13 +621,20 @@ def not_modelled(model: ModelSpec, plan: TrainingPlan, world: World) -> tuple[st
 def _logits(model: ModelSpec, plan: TrainingPlan, tokens: int) -> act.LogitsBytes:
     liger_fused = plan.liger and plan.stage in ("pt", "sft")
     if plan.use_unsloth and plan.stage in ("pt", "sft"):
-        # unsloth_fused_ce_loss (unsloth_zoo fused_losses/cross_entropy_loss.py:140-234): lm_head + CE in chunks
-        # of ≤ 4 GiB of fp32 logits; each chunk's logits, their gradient and a softmax temporary are live
-        # (3 chunks, inferred), plus grad_inputs (T·h, compute dtype) allocated up front
-        chunk = min(UNSLOTH_CE_CHUNK_BYTES, 4 * tokens * model.vocab)
+        # unsloth_fused_ce_loss (unsloth_zoo fused_losses/cross_entropy_loss.py:140-234): lm_head + CE in
+        # n_chunks = 4·ceil(4·T·V / target / 4) chunks of the fp32 logits, target ≤ 4 GiB; each chunk's logits,
+        # their gradient and a softmax temporary are live (3 chunks, inferred), plus grad_inputs (T·h, compute
+        # dtype) allocated up front
+        fp32_logits = 4 * tokens * model.vocab
+        chunks = 4 * -(-fp32_logits // (4 * UNSLOTH_CE_CHUNK_BYTES))
+        chunk = -(-fp32_logits // chunks)
         grads = 2 * tokens * model.hidden
         return act.LogitsBytes(3 * chunk + grads, grads)
-    logits = act.logits_bytes(model, tokens, liger_fused=liger_fused, weight_bytes=_trainable_bytes(model, plan),
+    # Liger allocates a gradient for the output layer's weight only when it trains (fused_linear_cross_entropy.py)
+    head_trains = _embeddings_train(plan) or any(m in ("lm_head", "output", "output_layer")
+                                                 for m in (*plan.additional_target, *plan.freeze_extra_modules))
+    logits = act.logits_bytes(model, tokens, liger_fused=liger_fused,
+                              weight_bytes=_trainable_bytes(model, plan) if head_trains else 0,
                               logits_dtype_bytes=precision(model, plan).matmul_bytes)
     if plan.stage in ("dpo", "kto") and plan.uses_ref_model:
         # the reference forward runs after the policy forward (LF dpo/trainer.py get_batch_loss_metrics)
@@ -643,9 +655,29 @@ def _tied_embedding_transient(model: ModelSpec, plan: TrainingPlan) -> int:
     return 2 * model.vocab * model.hidden * _trainable_bytes(model, plan)
 
 
+def _fsdp_backward_phase(weights: int, optim: int, grads: int, held: int, acts: ActivationBytes,
+                         buffers: BufferBytes, grad_bytes: int, shards: int) -> dict[str, int]:
+    """FSDP's backward peaks inside a decoder layer (its unsharded params and gradients, the prefetched unit,
+    the reduce-scatter input, the lm_head gradient waiting for the root, one layer's recomputation) or at the
+    root's post-backward at the very end (estimator/fsdp.py); gradient shards land unit by unit."""
+    found = buffers.fsdp
+    assert found is not None
+    new = grads - held
+
+    def landed(missing: int) -> int:
+        return held + max(0, new - grad_bytes * missing // shards)
+
+    at_layer = {"weights": weights, "optimizer": optim,
+                "gradients": landed(found.missing_at_layer) + found.layer_gradients,
+                "activations": acts.working, "logits": 0, "buffers": buffers.persistent + found.layer}
+    at_end = {"weights": weights, "optimizer": optim, "gradients": landed(found.missing_at_end) + found.end_gradients,
+              "activations": 0, "logits": 0, "buffers": buffers.persistent + found.end}
+    return max(at_layer, at_end, key=lambda parts: sum(parts.values()))
+
+
 def _backward_phase(weights: int, optim: int, grads: int, held: int, lm_head_grad: int, acts: ActivationBytes,
                     t: Trainable, model: ModelSpec, plan: TrainingPlan, buffers: int,
-                    tied_transient: int = 0) -> dict[str, int]:
+                    tied_transient: int = 0, unsharded_grads: int = 0) -> dict[str, int]:
     """During backward, saved activations are freed layer by layer while new gradients appear: both change
     linearly, so the peak is at one end — just after the lm_head gradient (all activations still saved) or
     at the first layer (all gradients but that layer's) — plus one layer's recomputation with checkpointing."""
@@ -659,8 +691,8 @@ def _backward_phase(weights: int, optim: int, grads: int, held: int, lm_head_gra
         gradients, activations = held + new_grads - layer_grads, acts.working
     else:
         gradients, activations = held + new_grads + tied_transient, 0
-    return {"weights": weights, "optimizer": optim, "gradients": gradients, "activations": activations,
-            "logits": 0, "buffers": buffers}
+    return {"weights": weights, "optimizer": optim, "gradients": gradients + unsharded_grads,
+            "activations": activations, "logits": 0, "buffers": buffers}
 
 
 def _optimizer_step_temp(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> int:
@@ -688,6 +720,13 @@ def _optimizer_step_temp(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> 
     return 0
 
 
+def load_transient_bytes(model: ModelSpec, plan: TrainingPlan, world: World) -> int:
+    """GPU memory while the model loads and the launcher wraps it (reported as a phase only when it is the
+    peak)."""
+    on_gpu = gpu_model(model, plan)
+    return _load_transient(on_gpu, plan, world, trainable(on_gpu, plan))
+
+
 def _load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable) -> int:
     """Without ZeRO-3 every rank loads the whole model onto its GPU and LF casts trainable params to fp32
     there (model/adapter.py; issue #3510: "14B*4 = 56G"). A quantized model skips zero.Init under ZeRO-3
@@ -695,7 +734,12 @@ def _load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Train
     (quantizer_bnb_4bit.py:94-97): every rank holds the whole packed model before DeepSpeed partitions it."""
     fmt = weight_format(model, plan)
     if plan.fsdp is not None:
-        return fsdp_memory.load_transient(model, plan, world, t, fmt, _frozen_base_bytes)
+        stored_trainable = 4 if plan.upcast_trainable_to_fp32 else _load_bytes(model, plan)
+        stored = _frozen_base_bytes(model, plan, t.frozen_params, fmt) + stored_trainable * t.params
+        base_trainable = t.params - t.adapter_params
+        whole = stored_trainable * t.params + _frozen_base_bytes(model, plan, model.total_params - base_trainable,
+                                                                 fmt)
+        return fsdp_memory.load_transient(model, plan, world, t, stored, whole)
     if plan.zero_stage == 3:
         if fmt is None:
             return 0

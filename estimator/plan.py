@@ -323,6 +323,8 @@ def _task(raw: Mapping[str, Any], path: str, lines: Mapping[str, int], notes: li
     if flags["do_eval"]:
         return "eval"
     if not any(key in raw for key in flags):
+        if "export_dir" in raw or "infer_backend" in raw:
+            return "none"  # an export (llamafactory-cli export) or chat/API (llamafactory-cli chat) config
         notes.append("do_train not set: estimated as a training run (LLaMA-Factory trains only with do_train: true)")
         return "train"
     return "none"
@@ -440,11 +442,14 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
     if MEGATRON_KEYS & set(raw):
         unmodelled.append("Megatron-core training (USE_MCA=1 / USE_MEGATRON_BRIDGE=1: tensor, pipeline and expert "
                           "parallel sharding of states and activations)")
-    if task == "none":
-        unmodelled.append("do_train, do_eval and do_predict are all off: nothing runs on the GPU "
-                          "(an export or inference config?)")
-    if raw.get("export_dir") and task == "none":
-        unmodelled.append("llamafactory-cli export (merging/quantizing a model) is not a training run")
+    if task == "none" and raw.get("export_dir"):
+        unmodelled.append("an export config (llamafactory-cli export: merging or quantizing a model), not a "
+                          "training run")
+    elif task == "none" and "infer_backend" in raw:
+        unmodelled.append(f"an inference config (llamafactory-cli chat/api, infer_backend "
+                          f"{str(raw.get('infer_backend'))[:40]}), not a training run")
+    elif task == "none":
+        unmodelled.append("do_train, do_eval and do_predict are all off: nothing runs on the GPU")
     if task == "train" and (_bool(raw, "do_predict", False, path, lines) or
                             _bool(raw, "predict_with_generate", False, path, lines)):
         notes.append("prediction after training (do_predict) is not in this peak: the training step is estimated")

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=int, help="GPUs per node")
     parser.add_argument("--nodes", type=int, help="number of nodes")
     parser.add_argument("--policy", help="policy file (default: .github/vram-check.yml of the repository)")
+    parser.add_argument("--launcher", help="the accelerate config it is launched with (repository path), e.g. "
+                                           "examples/accelerate/fsdp_config.yaml")
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     root = repo_root_for([config])
     policy = read_local_policy(root, args.policy)
     target = cli_target(policy, args.gpu, args.gpus, args.nodes)
-    options = CheckOptions(target=target, model_override=args.model)
+    launcher = relative(Path(args.launcher), root) if args.launcher else None
+    options = CheckOptions(target=target, model_override=args.model, launcher=launcher)
     report = check_config(relative(config, root), ParsedFiles(WorkingTree(root)), policy, resolver_from_env(),
                           options=options)
     if report.error is not None and report.estimate is None:

@@ -38,7 +38,7 @@ def check(ctx: RuleContext) -> Iterator[Finding]:
     version = ctx.llamafactory
     for key in ctx.raw:
         group = keys.get(str(key))
-        if group is not None and group.endswith("(main only)"):
+        if group is not None and group.endswith("main only)"):
             if version != "main":
                 yield ctx.finding(ID, SEVERITY, f"'{key}' is a LLaMA-Factory main key: {version} stops with "
                                   "\"Some keys are not used by the HfArgumentParser\" (set llamafactory: main in the "

@@ -30,8 +30,10 @@ precision: the unsharded copies are in the compute dtype):
   LLaMA-Factory passes device_map and every rank first holds the whole model with its fp32-upcast trainable
   parameters before FSDP shards it (patcher.py:428-434).
 
-Derived term by term in /work/notes/fsdp.md and checked against a trace of accelerate's own wrapping on
-torch's fake process group under fake tensors (benchmarks/oracle/fsdp_compare.py, docs/accuracy.md "FSDP").
+Mixed precision follows HF TrainingArguments (bf16/fp16 flags, else the accelerate config's
+mixed_precision); with it, accelerate upcasts every trainable parameter to fp32 before sharding, pure_bf16 or
+not. Activations are bf16 (the gathered parameters are). Checked against a trace of accelerate's own wrapping
+on torch's fake process group under fake tensors: benchmarks/oracle/fsdp_compare.py, docs/accuracy.md §5.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def shard_group(plan: TrainingPlan, world: World) -> int:
 
 def _compute_bytes(plan: TrainingPlan, stored: int) -> int:
     """Bytes per gathered parameter: the compute dtype with mixed precision, else the stored dtype."""
-    return 2 if plan.bf16 or plan.fp16 else stored
+    return 2 if plan.mixed_precision != "no" else stored
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ def buffers(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable, fm
         forward = root
         at_layer, at_layer_grads = root + layer + prefetch, head_grad + 2 * layer_grads  # views + flat concat
         at_end, at_end_grads = root, c * (u.head + u.embed) + c * u.root_trainable
-    turnaround = root + (prefetch if cfg.version == 1 else 0)  # FSDP1's root pre-backward prefetches a layer
+    # backward start: the root, and the last layer prefetched by the root's pre-backward hook (FSDP1; FSDP2
+    # with accelerate <= 1.11, whose root hook sits on the loss)
+    turnaround = root + prefetch
     if not cfg.reshard_after_forward:  # every unit gathered from its forward to its backward
         whole = _unit_bytes(model, plan, model.total_params, c, fmt)
         forward = whole + (layer if cfg.version == 2 else 0)
@@ -184,7 +188,7 @@ def load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Traina
     until the full copy is dropped (FSDP1 concatenates the root as well)."""
     assert plan.fsdp is not None
     n = shard_group(plan, world)
-    stored_trainable = 4 if plan.upcast_trainable_to_fp32 else 2
+    stored_trainable = 4 if plan.stored_trainable_fp32 else 2
     u = units(model, plan, t)
     if not plan.fsdp_loading:
         # FSDP2 cuts new shards next to the full copy; FSDP1 flattens in place (+ one bf16 lm_head-sized copy)

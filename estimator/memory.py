@@ -106,16 +106,16 @@ def _deepspeed_half(plan: TrainingPlan) -> bool:
 
 def _fsdp_half(plan: TrainingPlan) -> bool:
     """FSDP with mixed precision gathers parameters in the compute dtype (accelerate sets param_dtype from
-    mixed_precision, which HF TrainingArguments takes from bf16/fp16: training_args.py:1614-1618)."""
-    return plan.fsdp is not None and (plan.bf16 or plan.fp16)
+    mixed_precision, which HF TrainingArguments takes from bf16/fp16 or the launcher: training_args.py:1614)."""
+    return plan.fsdp is not None and plan.mixed_precision != "no"
 
 
 def _trainable_bytes(model: ModelSpec, plan: TrainingPlan) -> int:
     """Bytes per trainable parameter as it sits on the GPU (also the gradient and torch-optimizer state dtype)."""
     if _deepspeed_half(plan):
         return 2
-    if plan.upcast_trainable_to_fp32:
-        return 4  # model/adapter.py: "Upcasting trainable params to float32."
+    if plan.stored_trainable_fp32:
+        return 4  # model/adapter.py: "Upcasting trainable params to float32." (or accelerate's FSDP upcast)
     return _load_bytes(model, plan)
 
 
@@ -734,7 +734,7 @@ def _load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Train
     (quantizer_bnb_4bit.py:94-97): every rank holds the whole packed model before DeepSpeed partitions it."""
     fmt = weight_format(model, plan)
     if plan.fsdp is not None:
-        stored_trainable = 4 if plan.upcast_trainable_to_fp32 else _load_bytes(model, plan)
+        stored_trainable = _trainable_bytes(model, plan)
         stored = _frozen_base_bytes(model, plan, t.frozen_params, fmt) + stored_trainable * t.params
         base_trainable = t.params - t.adapter_params
         whole = stored_trainable * t.params + _frozen_base_bytes(model, plan, model.total_params - base_trainable,

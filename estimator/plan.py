@@ -146,6 +146,27 @@ class TrainingPlan:
         return not (self.quantization_bit is None and self.zero_stage == 3)
 
     @property
+    def mixed_precision(self) -> str:
+        """HF TrainingArguments: fp16 / bf16 from the flags, else ACCELERATE_MIXED_PRECISION, i.e. the accelerate
+        config's mixed_precision (training_args.py:1614-1618) — so pure_bf16 under an accelerate bf16 launch
+        still runs mixed precision."""
+        if self.fp16:
+            return "fp16"
+        if self.bf16:
+            return "bf16"
+        launched = self.launcher.mixed_precision if self.launcher is not None else None
+        return launched if launched in ("bf16", "fp16") else "no"
+
+    @property
+    def stored_trainable_fp32(self) -> bool:
+        """Trainable parameters stored in fp32: LLaMA-Factory's upcast, or accelerate's under FSDP with mixed
+        precision (FSDP2 fsdp_utils.py:813-825 `param.data.to(float32)` for every trainable parameter; FSDP1
+        accelerator.py:1998-2037 for each trainable flat parameter), which pure_bf16 does not stop."""
+        if self.upcast_trainable_to_fp32:
+            return True
+        return self.fsdp is not None and self.task == "train" and self.mixed_precision != "no"
+
+    @property
     def uses_ref_model(self) -> bool:
         """finetuning_args.py l.593 (dpo unless orpo/simpo), kto always, ppo, sft with use_asft_loss."""
         if self.stage == "dpo":
@@ -374,8 +395,6 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
         elif launcher.fsdp is not None:
             notes.append(f"fsdp keys in the YAML override the FSDP settings of {launcher.path} "
                          "(HF TrainingArguments builds the plugin)")
-        if launcher.fsdp is None and launcher.distributed_type == "FSDP":
-            fsdp = fsdp or None
     if deepspeed is not None and fsdp is not None:
         unmodelled.append("DeepSpeed and FSDP configured together")
     bf16 = _bool(raw, "bf16", False, path, lines)

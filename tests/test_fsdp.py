@@ -77,6 +77,15 @@ def test_qlora_shards_the_packs_and_keeps_absmax_whole() -> None:
     assert policy == pytest.approx(expected, abs=n)
 
 
+def test_pure_bf16_under_an_accelerate_bf16_launch_still_keeps_fp32_states() -> None:
+    # HF TrainingArguments takes mixed_precision from ACCELERATE_MIXED_PRECISION when bf16/fp16 are off, and
+    # accelerate upcasts every trainable parameter to fp32 before sharding when mixed precision is on
+    p = plan("finetuning_type: full\npure_bf16: true\n", FSDP2, world_size=8)
+    assert p.mixed_precision == "bf16" and not p.upcast_trainable_to_fp32 and p.stored_trainable_fp32
+    policy, _ = weights_bytes(LLAMA, p, World(8), trainable(LLAMA, p))
+    assert policy == 4 * LLAMA.total_params // 8
+
+
 def test_cpu_offload_leaves_only_the_working_set_on_the_gpu() -> None:
     offload = FSDP2 | {"fsdp_config": FSDP2["fsdp_config"] | {"fsdp_offload_params": True}}
     e = estimate(LLAMA, plan("finetuning_type: full\nbf16: true\ncutoff_len: 2048\n", offload, world_size=8),

@@ -145,3 +145,14 @@ def test_vision_patches_follow_image_max_pixels_within_cutoff() -> None:
     trained = estimate(QWEN_VL, plan("finetuning_type: full\nbf16: true\ncutoff_len: 8192\n"
                                      "freeze_vision_tower: false\n"), World())
     assert trained.trainable_params - frozen.trainable_params == QWEN_VL.vision_params
+
+
+def test_evaluation_only_is_a_forward_with_the_loss_over_the_eval_batch() -> None:
+    p = parse_plan("model_name_or_path: x\ndo_eval: true\neval_dataset: x\nbf16: true\n"
+                   "per_device_eval_batch_size: 4\ncutoff_len: 1024\n", "c.yaml")
+    e = estimate(LLAMA, p, World())
+    tokens = 4 * 1024
+    assert p.task == "eval" and e.peak_phase == "evaluation"
+    # bf16 logits, their fp32 copy and the log-softmax (2 + 4 + 4 bytes per token and vocabulary entry)
+    assert e.components["logits"] == 10 * tokens * LLAMA.vocab
+    assert e.components["weights"] == 2 * LLAMA.total_params

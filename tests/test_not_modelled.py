@@ -77,3 +77,17 @@ def test_check_exits_0_unless_fail_on_unknown(tmp_path: Path) -> None:
     assert "UNKNOWN" in out.stdout
     (tmp_path / ".github" / "vram-check.yml").write_text(policy + "fail_on: unknown\n")
     assert cli("check", cwd=tmp_path).returncode == 1
+
+
+def test_deepspeed_autotp_and_ppo_are_not_modelled() -> None:
+    from estimator.memory import World, estimate
+    from estimator.plan import parse_plan
+
+    model = ModelResolver(offline=True).resolve("Qwen/Qwen2.5-7B")
+    autotp = parse_plan("model_name_or_path: x\ndo_train: true\nfinetuning_type: full\nbf16: true\n"
+                        "deepspeed: {zero_optimization: {stage: 2}, tensor_parallel: {autotp_size: 2}}\n", "c.yaml",
+                        world_size=4)
+    assert any("AutoTP" in part for part in estimate(model, autotp, World(4)).not_modelled)
+    ppo = parse_plan("model_name_or_path: x\ndo_train: true\nstage: ppo\nreward_model: saves/rm\nbf16: true\n",
+                     "c.yaml")
+    assert any("ppo" in part for part in estimate(model, ppo, World()).not_modelled)

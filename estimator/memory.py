@@ -580,8 +580,10 @@ def _finish(model: ModelSpec, plan: TrainingPlan, world: World, phases: dict[str
     peak_phase = max(totals, key=lambda name: totals[name])
     allocated = totals[peak_phase]
     setup = _setup(model, plan, world)
-    device = runtime(allocated, fixed_shapes=plan.packing, world_size=world.world_size, setup=setup)
     components = {name: phases[peak_phase].get(name, 0) for name in COMPONENTS}
+    states = components["weights"] + components["gradients"] + components["optimizer"]
+    device = runtime(allocated, fixed_shapes=plan.packing, world_size=world.world_size, setup=setup,
+                     states_bytes=states)
     return Estimate(
         components=components, allocated_bytes=allocated, reserved_bytes=device.reserved_bytes,
         peak_bytes=device.peak_bytes, peak_phase=peak_phase, phases=totals, overhead_bytes=device.overhead_bytes,

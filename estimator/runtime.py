@@ -6,9 +6,9 @@ reports; checked against a trace of the real model). A real run adds what no tra
 * the caching allocator's slack: reserved = allocated × (1 + f) + floor, with f larger when every batch has
   another shape (LLaMA-Factory pads each batch to its longest row unless it packs) than with fixed shapes;
 * outside the allocator: the CUDA context and loaded kernels, and NCCL's buffers in multi-GPU runs;
-* the error band: the interval in which ~90 % of real nvidia-smi peaks fall, from the leave-one-source-out
-  residuals of the calibration (benchmarks/calibration/fit.py), per kind of setup; wider where the
-  measurements are few.
+* the error band: the interval in which real peaks fall, from the leave-one-source-out residuals of the
+  calibration (benchmarks/calibration/fit.py: the 2.5-97.5 % quantiles, which held 96 % of the measurements of
+  sources left out of the fit); widened, and saying so, for a kind of setup with few measurements behind it.
 
 The parameters are data, written by the calibration fit to estimator/data/runtime.json with the rows behind
 each; docs/accuracy.md shows the fit.
@@ -22,15 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
+Fit = Literal["fit", "tight", "no-fit"]
 SETUP_CLASSES = ("single/lora", "single/qlora", "single/full", "multi/ddp", "multi/zero2", "multi/zero3",
                  "multi/fsdp")
 
 
 @dataclass(frozen=True)
 class Band:
-    """Real peak / estimated peak at the low and high end of ~90 % of calibration runs (cross-validated)."""
+    """Real peak / estimated peak at the low and high end of the calibration runs (cross-validated)."""
 
     low: float
     high: float
@@ -41,8 +42,10 @@ class Band:
     def describe(self) -> str:
         span = f"−{100 * (1 - self.low):.0f} % / +{100 * (self.high - 1):.0f} %"
         if self.widened:
-            return f"{span}: few measurements of this setup ({self.rows}), the overall band widened"
-        return f"{span}: ~90 % of {self.rows} real runs of this setup ({self.sources} sources) fall inside"
+            return (f"{span}: only {self.rows} measurement(s) of this kind of setup, so the band of all "
+                    "measurements, widened")
+        return (f"{span}: where real runs fell around the estimate in cross-validation "
+                f"({self.rows} measurements of this kind of setup, {self.sources} sources)")
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,15 @@ class RuntimeParameters:
     basis: str  # where the numbers come from
 
     def band_for(self, setup: str) -> Band:
+        """The band of all measurements (the per-setup subsets are too thin for quantiles of their own); widened
+        for a kind of setup with fewer than `min_rows` measurements from at least two sources."""
         own = self.bands.get(setup)
-        if own is not None and own.rows >= self.min_rows:
-            return own
-        rows = own.rows if own is not None else 0
+        rows, sources = (own.rows, own.sources) if own is not None else (0, 0)
+        if rows >= self.min_rows and sources >= 2:
+            return Band(low=self.overall.low, high=self.overall.high, rows=rows, sources=sources)
         low = 1 - (1 - self.overall.low) * self.widen
         high = 1 + (self.overall.high - 1) * self.widen
-        return Band(low=max(0.05, low), high=high, rows=rows, sources=own.sources if own else 0, widened=True)
+        return Band(low=max(0.05, low), high=high, rows=rows, sources=sources, widened=True)
 
 
 def _band(data: Mapping[str, Any]) -> Band:
@@ -111,9 +116,11 @@ def setup_class(*, world_size: int, zero_stage: int, finetuning_type: str, quant
     return {0: "multi/ddp", 1: "multi/zero2", 2: "multi/zero2", 3: "multi/zero3"}[zero_stage]
 
 
-def runtime(allocated_bytes: int, *, fixed_shapes: bool, world_size: int, setup: str,
+def runtime(allocated_bytes: int, *, fixed_shapes: bool, world_size: int, setup: str, states_bytes: int = 0,
             params: RuntimeParameters | None = None) -> RuntimeEstimate:
-    """From traced `allocated` to what the device shows, with the band around it."""
+    """From traced `allocated` to what the device shows, with the band around it. The band's bottom never goes
+    below `states_bytes` (the weights, gradients and optimizer states live at the peak: parameter counts are
+    exact, so a real run cannot hold less; the band's width is the uncertainty of everything else)."""
     p = params or parameters()
     fraction = p.reserved_fraction_fixed if fixed_shapes else p.reserved_fraction_variable
     reserved = allocated_bytes + max(p.reserved_floor_bytes, math.ceil(fraction * allocated_bytes))
@@ -121,5 +128,17 @@ def runtime(allocated_bytes: int, *, fixed_shapes: bool, world_size: int, setup:
     peak = reserved + overhead
     band = p.band_for(setup)
     return RuntimeEstimate(reserved_bytes=reserved, overhead_bytes=overhead, peak_bytes=peak,
-                           low_bytes=math.floor(peak * band.low), high_bytes=math.ceil(peak * band.high), band=band,
+                           low_bytes=min(peak, max(states_bytes, math.floor(peak * band.low))),
+                           high_bytes=math.ceil(peak * band.high), band=band,
                            setup=setup)
+
+
+def judge_band(low_bytes: int, high_bytes: int, usable_bytes: int, headroom: float) -> Fit:
+    """The verdict on the band, not on the point estimate (DESIGN.md policy, issue 12): "fit" only when the
+    band's top stays below the headroom line, "no-fit" when even its bottom is above the usable memory,
+    "tight" when the band crosses either line."""
+    if high_bytes <= (1.0 - headroom) * usable_bytes:
+        return "fit"
+    if low_bytes > usable_bytes:
+        return "no-fit"
+    return "tight"

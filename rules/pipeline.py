@@ -187,17 +187,16 @@ def _suggestions(document: YamlDocument, files: ParsedFiles, plan: TrainingPlan,
                  pool: Pool, policy: Policy, target: Verdict, others: tuple[Verdict, ...]) -> list[Suggestion]:
     path = document.path
     found = [
-        Suggestion(changes=s.changes, peak_bytes=s.peak_bytes, verdict="fit" if s.fits else "tight", why=s.why,
+        Suggestion(changes=s.changes, peak_bytes=s.peak_bytes, verdict=s.verdict, why=s.why,
                    cost=s.cost, edits=tuple(YamlEdit(path, e.line, e.old, e.new) for e in s.edits))
         for s in suggest(document.text, path, plan, model, world, pool.gpu.usable_bytes, policy.headroom,
                          files.read_text)
     ]
     if target.min_gpus is not None and target.min_gpus > world.world_size:
-        more = world_for(target.min_gpus, pool.per_node)
-        peak = estimate(model, plan, more).peak_bytes
+        more = estimate(model, plan, world_for(target.min_gpus, pool.per_node))
         found.append(Suggestion(
-            changes={"gpus": target.min_gpus}, peak_bytes=peak,
-            verdict=classify(peak, pool.gpu.usable_bytes, policy.headroom),
+            changes={"gpus": target.min_gpus}, peak_bytes=more.peak_bytes,
+            verdict=classify(more, pool.gpu.usable_bytes, policy.headroom),
             why=f"{target.min_gpus} GPUs of pool '{pool.name}' instead of {world.world_size}: ZeRO-3 shards more",
             cost=f"{target.min_gpus - world.world_size} more GPUs; a larger effective batch size unless "
                  "gradient_accumulation_steps drops",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from estimator.units import GiB, gib, signed_gib
+from estimator.units import GiB, gib, gib_range, signed_gib
 from rules.report import ConfigReport, Finding, RunReport, Suggestion, YamlEdit
 
 MARKER = "<!-- vram-check -->"
@@ -91,7 +91,8 @@ def headline(report: RunReport) -> str:
         verdict = worst.target
         assert verdict is not None
         parts.append(f"❌ {len(no_fit)} of {total} {noun} won't fit — worst: {_code(worst.path)} needs "
-                     f"{gib(verdict.peak_bytes)} per GPU, {gib(verdict.capacity_bytes)} usable on "
+                     f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} per GPU, "
+                     f"{gib(verdict.capacity_bytes)} usable on "
                      f"{verdict.gpu} ({verdict.pool})")
     unknown = report.count("unknown")
     if unknown:
@@ -120,7 +121,7 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
             if verdict is not config.target:
                 pool += " (comparison)"
             known = verdict.verdict != "unknown"  # no number for a setup the estimate does not cover
-            peak = gib(verdict.peak_bytes) if known else "—"
+            peak = gib_range(verdict.peak_bytes, *verdict.peak_range_bytes) if known else "—"
             headroom = signed_gib(verdict.headroom_bytes) if known else "—"
             rows.append(f"| {_code(config.path)} | {pool} | {label} | {peak} | "
                         f"{gib(verdict.capacity_bytes)} | {headroom} | {min_gpus} | {delta} |")
@@ -244,7 +245,10 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     lines += [f"| {name} | {gib(size)} | {100 * size / total:.0f}% |" for name, size in parts if size]
     lines += [f"| allocated (torch max_memory_allocated) | {gib(estimate.allocated_bytes)} | |",
               f"| reserved (torch max_memory_reserved) | {gib(estimate.reserved_bytes)} | |",
-              f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |", ""]
+              f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |",
+              f"| real runs of this setup (error band) | {gib(estimate.peak_low_bytes)} – "
+              f"{gib(estimate.peak_high_bytes)} | |", "",
+              f"Verdicts hold the band's top against each GPU. Band: {_cell(estimate.band)}.", ""]
     lines += [_mermaid(config, parts), ""]
     if config.base_delta is not None:
         changed = f" ({'; '.join(config.base_changes)})" if config.base_changes else ""

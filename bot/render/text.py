@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from estimator.units import gib, signed_gib
+from estimator.units import gib, gib_range, signed_gib
 from rules.report import ConfigReport, RunReport
 
 LABEL = {"fit": "FIT", "tight": "TIGHT", "no-fit": "NO-FIT", "unknown": "UNKNOWN", "error": "ERROR"}
@@ -32,6 +32,8 @@ def render_config(config: ConfigReport) -> list[str]:
         lines.append(f"    {'+ allocator cache':<28} {gib(estimate.reserved_bytes - estimate.allocated_bytes):>10}")
         lines.append(f"    {'+ CUDA context, NCCL':<28} {gib(estimate.overhead_bytes):>10}")
         lines.append(f"    {'= peak (nvidia-smi)':<28} {gib(estimate.peak_bytes):>10}")
+        lines.append(f"    {'  real runs (error band)':<28} {gib(estimate.peak_low_bytes)} – "
+                     f"{gib(estimate.peak_high_bytes)}  ({estimate.band})")
     for verdict in config.verdicts:
         sizing = ""
         if verdict.max_batch_size is not None or verdict.max_cutoff_len is not None:
@@ -48,7 +50,8 @@ def render_config(config: ConfigReport) -> list[str]:
                          f"{gib(verdict.capacity_bytes)} usable per GPU; not modelled, no verdict")
             continue
         lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}{role}): {LABEL[verdict.verdict]} — "
-                     f"{gib(verdict.peak_bytes)} of {gib(verdict.capacity_bytes)} usable per GPU "
+                     f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} of {gib(verdict.capacity_bytes)} "
+                     "usable per GPU "
                      f"({signed_gib(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")
     if config.base_delta is not None:
         what = ", ".join(config.base_changes) or "no memory-relevant key changed"

@@ -307,8 +307,8 @@ ROWS: tuple[Row, ...] = (
     Row("gradient_accumulation_steps", "modelled", "gradients of earlier micro-batches stay during the next",
         "transformers TrainingArguments", 8, "more", FULL, default=1),
     Row("packing", "modelled", "rows of exactly cutoff_len (already the modelled worst case); fixed batch shapes "
-        "take the runtime layer's fixed-shape allocator slack (estimator/runtime.py)", "hparams/data_args.py:108",
-        True, "same"),
+        "take the runtime layer's fixed-shape allocator slack (estimator/runtime.py, fitted)",
+        "hparams/data_args.py:108", True, "changes"),
     Row("neat_packing", "modelled", "packing without cross-attention: a (B,1,L,L) mask unless FlashAttention-2",
         "hparams/data_args.py:112; data/collator.py:93", True, "more"),
     Row("do_train", "modelled", "training; without it do_predict / do_eval run inference only",
@@ -375,8 +375,6 @@ def unmodelled(raw: Mapping[str, Any], versions: Versions, *, deepspeed: DeepSpe
                      "activations")
     if fsdp is not None and fsdp.wrap_policy == "SIZE_BASED_WRAP" and fsdp.min_num_params <= 0:
         found.append(f"FSDP SIZE_BASED_WRAP without min_num_params ({fsdp.source})")
-    if fsdp is not None and fsdp.activation_checkpointing:
-        found.append(f"FSDP's own activation checkpointing ({fsdp.source}) on top of LLaMA-Factory's")
     if task == "train" and _normal(raw.get("stage")) == "ppo":
         found.append("stage ppo: rollouts (generation with a KV cache), the value head and the reward model's "
                      "forward are not modelled")
@@ -408,7 +406,7 @@ def markdown() -> str:
         "Sources are LLaMA-Factory v0.9.5 (`7af9095`, src/llamafactory/) unless marked main (`ff6d4d1`); "
         "`versions` lists the LLaMA-Factory versions that accept the key. Beyond the keys, these setups are "
         "flagged unknown: the v1 schema (`USE_V1=1`), Megatron (`USE_MCA=1`, `USE_MEGATRON_BRIDGE=1`), PPO "
-        "rollouts, DeepSpeed AutoTP, FSDP's own activation checkpointing, accelerate launchers other than "
+        "rollouts, DeepSpeed AutoTP, accelerate launchers other than "
         "NO / MULTI_GPU / FSDP / DEEPSPEED, pre-quantized checkpoints of other formats than GPTQ, AWQ, AQLM, "
         "HQQ, EETQ, bitsandbytes, FP8 and MXFP4, and models whose vision tower vram-check cannot read.",
         "",

@@ -485,7 +485,10 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
         pure_bf16=_bool(raw, "pure_bf16", False, path, lines),
         quantization_bit=quant if quant_method in ("bnb", "hqq", "eetq") or quant is None else None,
         quantization_method=quant_method,
-        gradient_checkpointing=task == "train" and (not disable_gc or hf_gc),
+        # FSDP's own activation checkpointing wraps every unit in checkpoint_wrapper (accelerate
+        # accelerator.py:1972-1986, fsdp_utils fsdp2_apply_ac): the same saved inputs as one checkpointing
+        gradient_checkpointing=task == "train" and (not disable_gc or hf_gc
+                                                    or (fsdp is not None and fsdp.activation_checkpointing)),
         unsloth_gc=_bool(raw, "use_unsloth_gc", False, path, lines),
         attention=attention,
         liger=_bool(raw, "enable_liger_kernel", False, path, lines),

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.calibration import fit
+from benchmarks.calibration import fit, fsdp_cases
 from benchmarks.oracle import compare, fsdp_compare
 from estimator.runtime import parameters
 from estimator.units import GiB, MiB
@@ -179,7 +179,7 @@ def fsdp_section() -> str:
 def render() -> str:
     template = TEMPLATE.read_text(encoding="utf-8")
     return (template.replace("{{oracle}}", oracle_section()).replace("{{calibration}}", calibration_section())
-            .replace("{{fsdp}}", fsdp_section()))
+            .replace("{{fsdp}}", fsdp_section()).replace("{{fsdp_cases}}", fsdp_cases.table()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,7 +180,7 @@ def buffers(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable, fm
 
 
 def load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Trainable, stored: float,
-                   whole: float) -> int:
+                   whole: float, fmt: quant.QuantFormat | None = None) -> int:
     """Loading and wrapping. Rank-0 CPU loading (an accelerate launch with cpu_ram_efficient_loading): FSDP2
     broadcasts one full fp32 parameter at a time into its shard (accelerate fsdp_utils.py:648-663); FSDP1 moves a
     unit to the GPU and concatenates it into its FlatParameter (two copies of the unit). Otherwise every rank
@@ -189,16 +189,22 @@ def load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Traina
     assert plan.fsdp is not None
     n = shard_group(plan, world)
     stored_trainable = 4 if plan.stored_trainable_fp32 else 2
+    frozen = 2  # the load dtype of the frozen parameters (bf16 checkpoints)
     u = units(model, plan, t)
     if not plan.fsdp_loading:
         # FSDP2 cuts new shards next to the full copy; FSDP1 flattens in place (+ one bf16 lm_head-sized copy)
         extra = stored / n if plan.fsdp.version == 2 else 2 * max(u.head, u.embed, model.vocab * model.hidden)
         return int(whole + extra)
+    # one unit (FSDP2: one parameter) in full on the GPU, in its stored bytes: trainable parameters in their
+    # upcast dtype, frozen ones in the load dtype, packed linears packed
+    root = stored_trainable * u.root_trainable + frozen * (u.root - u.root_trainable)
+    layer = _unit_bytes(model, plan, u.layer - u.layer_trainable, frozen, fmt) + stored_trainable * u.layer_trainable
     if plan.fsdp.version == 2:
-        largest_tensor = max(u.embed, u.head, model.vocab * model.hidden if u.embed else 0,
-                             per_layer_params(model) // 4)
-        return int(stored / n + stored_trainable * largest_tensor)
-    return int(stored / n + 2 * stored_trainable * max(u.layer, u.root))
+        vocab_tensor = model.vocab * model.hidden
+        largest_tensor = max(stored_trainable * vocab_tensor if u.root_trainable else frozen * vocab_tensor,
+                             layer // 4)
+        return int(stored / n + largest_tensor)
+    return int(stored / n + 2 * max(layer, root))
 
 
 def not_modelled(model: ModelSpec, plan: TrainingPlan, world: World) -> list[str]:

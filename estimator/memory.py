@@ -553,7 +553,7 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
                                     _tied_embedding_transient(on_gpu, plan)) if buffers.fsdp is None else
         _fsdp_backward_phase(weights, optim, grads, held_grads, acts, buffers, _trainable_bytes(on_gpu, plan),
                              fsdp_memory.shard_group(plan, world)),
-        "optimizer step": {"weights": weights, "optimizer": optim + _optimizer_step_temp(on_gpu, plan, t),
+        "optimizer step": {"weights": weights, "optimizer": optim + _optimizer_step_temp(on_gpu, plan, t, world),
                            "gradients": grads, "activations": 0, "logits": 0,
                            "buffers": buffers.persistent + buffers.step},
     }
@@ -697,7 +697,7 @@ def _backward_phase(weights: int, optim: int, grads: int, held: int, lm_head_gra
             "activations": activations, "logits": 0, "buffers": buffers}
 
 
-def _optimizer_step_temp(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> int:
+def _optimizer_step_temp(model: ModelSpec, plan: TrainingPlan, t: Trainable, world: World) -> int:
     """torch AdamW: fused keeps no temporaries; foreach copies exp_avg_sq for _foreach_sqrt (trace.md §4);
     single-tensor holds temporaries of the largest parameter. Muon's Newton-Schulz iteration works on a bf16
     copy of the largest matrix (X, X·Xᵀ and its square: muon.py:48-76); Adam-mini's grad² and update of the
@@ -718,7 +718,11 @@ def _optimizer_step_temp(model: ModelSpec, plan: TrainingPlan, t: Trainable) -> 
         k = min(lin.n_in, lin.n_out)
         return 4 * (lin.n_in * lin.n_out + lin.n_in * k + k * lin.n_out)
     if plan.optim in ("adamw_torch", "adamw_hf"):
-        return state * t.params  # foreach implementation (the default for plain torch.optim.AdamW on CUDA)
+        # foreach implementation (the default for plain torch.optim.AdamW on CUDA): a copy of exp_avg_sq —
+        # of the local shards under FSDP, on the CPU with FSDP offload
+        if plan.fsdp is not None:
+            return 0 if plan.fsdp.offload_params else state * t.params // fsdp_memory.shard_group(plan, world)
+        return state * t.params
     return 0
 
 
@@ -741,7 +745,7 @@ def _load_transient(model: ModelSpec, plan: TrainingPlan, world: World, t: Train
         base_trainable = t.params - t.adapter_params
         whole = stored_trainable * t.params + _frozen_base_bytes(model, plan, model.total_params - base_trainable,
                                                                  fmt)
-        return fsdp_memory.load_transient(model, plan, world, t, stored, whole)
+        return fsdp_memory.load_transient(model, plan, world, t, stored, whole, fmt)
     if plan.zero_stage == 3:
         if fmt is None:
             return 0

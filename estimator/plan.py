@@ -204,6 +204,8 @@ class TrainingPlan:
             return "Muon (2-D weights) + AdamW (the rest)"
         if self.deepspeed is not None:
             return f"DeepSpeed's {self.optim} on fp32 master weights"
+        if "optim" not in self.raw:
+            return f"{self.optim} (HF Trainer's default on torch >= 2.8)"
         return self.optim
 
     def effective_batch_size(self, world_size: int) -> int:
@@ -469,6 +471,9 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
                           f"{str(raw.get('infer_backend'))[:40]}), not a training run")
     elif task == "none":
         unmodelled.append("do_train, do_eval and do_predict are all off: nothing runs on the GPU")
+    if task == "train" and raw.get("tokenized_path"):
+        notes.append("tokenized_path: LLaMA-Factory saves the tokenized data and then trains (it no longer exits "
+                     "after preprocessing, since 2025-03)")
     if task == "train" and (_bool(raw, "do_predict", False, path, lines) or
                             _bool(raw, "predict_with_generate", False, path, lines)):
         notes.append("prediction after training (do_predict) is not in this peak: the training step is estimated")

@@ -102,12 +102,13 @@ def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolve
     world = World(gpus_per_node=pool.per_node, nodes=pool.nodes)
     result = estimate(model, plan, world)
     target = verdict_for(pool.name, pool.gpu, pool.per_node, pool.nodes, model, plan, policy.headroom,
-                         sizing=options.sizing, result=result)
+                         sizing=options.sizing and plan.task == "train", result=result)
     others = tuple(verdict_for(other.name, other.gpu, other.per_node, other.nodes, model, plan, policy.headroom,
-                               sizing=options.sizing)
+                               sizing=options.sizing and plan.task == "train")
                    for other in policy.pools if options.comparison_pools and other.name != pool.name)
     suggestions: list[Suggestion] = []
-    if target.verdict in ("tight", "no-fit"):  # none for "unknown": the estimate does not cover the setup
+    # none for "unknown" (the estimate does not cover the setup), and the changes are training changes
+    if target.verdict in ("tight", "no-fit") and plan.task == "train":
         suggestions = _suggestions(document, head, plan, model, world, pool, policy, target, others)
     delta: int | None = None
     changes: tuple[str, ...] = ()

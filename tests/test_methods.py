@@ -156,3 +156,18 @@ def test_evaluation_only_is_a_forward_with_the_loss_over_the_eval_batch() -> Non
     # bf16 logits, their fp32 copy and the log-softmax (2 + 4 + 4 bytes per token and vocabulary entry)
     assert e.components["logits"] == 10 * tokens * LLAMA.vocab
     assert e.components["weights"] == 2 * LLAMA.total_params
+
+
+def test_a_prediction_run_gets_a_verdict_but_no_training_suggestions(tmp_path: Any) -> None:
+    from rules.pipeline import CheckOptions, check_config
+    from rules.policy import load_policy
+    from rules.sources import ParsedFiles, WorkingTree
+
+    (tmp_path / "predict.yaml").write_text(
+        "model_name_or_path: meta-llama/Meta-Llama-3-8B\ndo_predict: true\npredict_with_generate: true\n"
+        "eval_dataset: x\nbf16: true\nper_device_eval_batch_size: 64\ncutoff_len: 4096\n")
+    policy = load_policy("pools:\n  - {name: dev, gpu: RTX-4090, per_node: 1}\n")
+    report = check_config("predict.yaml", ParsedFiles(WorkingTree(tmp_path)), policy, RESOLVER,
+                          options=CheckOptions())
+    assert report.target is not None and report.target.verdict == "no-fit"
+    assert report.suggestions == () and report.target.max_batch_size is None

@@ -167,7 +167,11 @@ def annotations_for(report: RunReport, gate: GateResult, file_for: Mapping[str, 
         if config.error is not None:
             found.append(Annotation("error", file, None, "vram-check: could not check", config.error, 1e18))
         verdict = config.target
-        if verdict is not None and verdict.verdict != "fit":
+        if verdict is not None and verdict.verdict == "unknown":
+            level_unknown: Level = "error" if fails[config.path] else "notice"
+            found.append(Annotation(level_unknown, file, None, "vram-check: unknown",
+                                    "no verdict, not modelled: " + "; ".join(config.not_modelled), 1e14))
+        elif verdict is not None and verdict.verdict != "fit":
             message = (f"{verdict.verdict}: {gib(verdict.peak_bytes)} per GPU at the peak, "
                        f"{gib(verdict.capacity_bytes)} usable on {verdict.gpu} "
                        f"(pool {verdict.pool}, {verdict.gpus} GPUs)")

@@ -35,6 +35,7 @@ class DeepSpeedConfig:
     sub_group_size: int = DEFAULT_SUB_GROUP_SIZE
     bf16: bool | None = None  # None = "auto" until resolved against the YAML's bf16 / fp16
     fp16: bool | None = None
+    autotp_size: int = 1  # "tensor_parallel": {"autotp_size": N} (DeepSpeed AutoTP; not modelled)
 
     def resolve_auto(self, *, bf16: bool, fp16: bool) -> DeepSpeedConfig:
         """transformers integrations/deepspeed.py trainer_config_process: fp16/bf16 "auto" ← the YAML's flags."""
@@ -118,4 +119,12 @@ def parse_deepspeed(data: Any, path: str) -> DeepSpeedConfig:
         sub_group_size=_size(zero, "sub_group_size", DEFAULT_SUB_GROUP_SIZE, path) or DEFAULT_SUB_GROUP_SIZE,
         bf16=_flag(data.get("bf16", data.get("bfloat16"))),
         fp16=_flag(data.get("fp16")),
+        autotp_size=_autotp(data.get("tensor_parallel")),
     )
+
+
+def _autotp(section: Any) -> int:
+    if not isinstance(section, Mapping):
+        return 1
+    size = section.get("autotp_size", section.get("tp_size", 1))
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 1

@@ -19,6 +19,29 @@ PARTS = ("embeddings", "lm_head", "attention", "mlp", "experts", "router", "shar
 
 
 @dataclass(frozen=True)
+class VisionSpec:
+    """The shapes of a vision tower that decide its activations and the tokens an image becomes.
+
+    dynamic resolution (Qwen2-VL and later): an image is resized to multiples of patch·merge pixels and cut into
+    patch×patch patches; merge×merge patches become one LLM token. fixed (CLIP / SigLIP towers): every image is
+    resized to image_size² and becomes (image_size/patch)² tokens."""
+
+    hidden: int  # width of the vision blocks
+    depth: int  # vision blocks
+    intermediate: int  # MLP width of a block
+    heads: int
+    patch: int
+    merge: int = 1  # spatial_merge_size
+    temporal: int = 1  # temporal_patch_size: video frames per patch
+    image_size: int | None = None  # fixed-resolution towers
+    out_hidden: int = 0  # width of the merged features handed to the LLM
+
+    @property
+    def dynamic(self) -> bool:
+        return self.image_size is None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What the memory model needs to know about an architecture."""
 
@@ -50,6 +73,8 @@ class ModelSpec:
     checkpoint_dtype: str = "bfloat16"
     quantization: str | None = None  # e.g. "gptq-4bit" for a pre-quantized checkpoint
     max_positions: int | None = None  # max_position_embeddings (or the family's name for it), None if not given
+    quantization_config: Mapping[str, Any] = field(default_factory=dict)  # config.json quantization_config
+    vision: VisionSpec | None = None  # the vision tower's shapes, when config.json describes one we can read
     parts: Mapping[str, int] = field(default_factory=dict)
     source: str = "config.json"  # where the config.json came from (catalog file, Hub, a local path, policy models:)
 
@@ -670,8 +695,42 @@ _OTHER_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_5", "qwen3_5_moe", "qwen3_vl
                    "internlm2", "baichuan")
 
 
+def _vision_spec(config: Mapping[str, Any]) -> VisionSpec | None:
+    """The vision tower's shapes from config.json's vision_config (Qwen2-VL: embed_dim/mlp_ratio; Qwen2.5-VL,
+    Qwen3-VL, Qwen3.5: hidden_size/intermediate_size; CLIP/SigLIP towers: image_size)."""
+    vision = config.get("vision_config")
+    if not isinstance(vision, Mapping):
+        return None
+    v = ConfigFields(vision, "vision_config")
+    hidden = int(v.get("embed_dim", "hidden_size", default=0) or 0)
+    depth = int(v.get("depth", "num_hidden_layers", default=0) or 0)
+    patch = int(v.get("patch_size", "spatial_patch_size", default=0) or 0)
+    if not hidden or not depth or not patch:
+        return None
+    intermediate = int(v.get("intermediate_size", default=0) or 0) or int(hidden * float(v.get("mlp_ratio",
+                                                                                             default=4)))
+    fixed = "spatial_merge_size" not in vision  # no merging: a fixed-resolution tower
+    image_size = int(v.get("image_size", default=0) or 0) if fixed else 0
+    return VisionSpec(hidden=hidden, depth=depth, intermediate=intermediate,
+                      heads=int(v.get("num_heads", "num_attention_heads", default=16) or 16), patch=patch,
+                      merge=int(v.get("spatial_merge_size", default=1) or 1),
+                      temporal=int(v.get("temporal_patch_size", default=1) or 1),
+                      image_size=image_size or None,
+                      out_hidden=int(v.get("out_hidden_size", default=0) or 0) or int(config.get("hidden_size", 0)
+                                                                                      or 0))
+
+
 def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpec:
-    """Count the parameters of the causal-LM model that `config` describes, exactly, by part."""
+    """Count the parameters of the causal-LM model that `config` describes, exactly, by part; with the
+    checkpoint's quantization_config and the vision tower's shapes."""
+    spec = _count_from_config(config, model_id)
+    quant = config.get("quantization_config") if isinstance(config, Mapping) else None
+    return replace(spec, quantization_config=dict(quant) if isinstance(quant, Mapping) else {},
+                   vision=_vision_spec(config) if spec.vision_params else None)
+
+
+def _count_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpec:
+    """The parameters of the causal-LM model that `config` describes, exactly, by part."""
     if not isinstance(config, Mapping):
         raise UnsupportedArchitecture(f"config.json of '{model_id}' is not a JSON object")
     c = ConfigFields(config, model_id)

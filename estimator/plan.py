@@ -10,20 +10,27 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from estimator import coverage
 from estimator.deepspeed import DeepSpeedConfig, parse_deepspeed
 from estimator.errors import InputError, RejectedConfig
-from estimator.llamafactory_rules import rejections
+from estimator.launcher import FsdpConfig, Launcher, fsdp_from_training_args
+from estimator.llamafactory_rules import MEGATRON_KEYS, rejections
 from estimator.source import YamlDocument, describe, parse_json, parse_yaml, read_bounded
+from estimator.versions import Versions
 
 ReadFile = Callable[[str], str]  # repository-relative path -> text; FileNotFoundError when absent
+Task = Literal["train", "predict", "eval", "none"]
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 FINETUNING_TYPES = ("lora", "oft", "freeze", "full")
 PAIRWISE_STAGES = ("rm", "dpo")  # PairwiseDataCollatorWithPadding: chosen + rejected rows per example
 EIGHT_BIT_OPTIMIZERS = ("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "lion_8bit", "paged_lion_8bit",
                         "adamw_torch_8bit")
+# LLaMA-Factory's v1 trainer (USE_V1=1, cli.py:19) reads another schema (examples/v1/**)
+V1_KEYS = frozenset({"dist_config", "micro_batch_size", "peft_config", "kernel_config", "quant_config", "optim_config",
+                     "init_config", "train_dataset", "model_class", "sample_backend", "batching_strategy"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,32 @@ class TrainingPlan:
     use_asft_loss: bool = False
     upcast_layernorm: bool = False
     deepspeed: DeepSpeedConfig | None = None
+    fsdp: FsdpConfig | None = None
+    launcher: Launcher | None = None  # the accelerate config it is launched with, when one is named
+    versions: Versions = field(default_factory=Versions)
+    task: Task = "train"  # train (do_train), predict (do_predict only), eval (do_eval only), none
+    double_quantization: bool = True  # model_args.py: double_quantization default True
+    reward_model_quantization_bit: int | None = None
+    use_adam_mini: bool = False
+    use_muon: bool = False
+    apollo_layerwise: bool = False
+    oft_rank: int = 0  # finetuning_args.py: oft_rank 0, oft_block_size 32 (PEFT needs exactly one of them)
+    oft_block_size: int = 32
+    lora_dropout: float = 0.0
+    use_kt: bool = False
+    kt_num_gpu_experts: int = 0  # kt_config kt_num_gpu_experts (kt-kernel sft/config.py default 0)
+    ray_num_workers: int = 1
+    use_eaft_loss: bool = False
+    router_logits: bool = False  # moe_aux_loss_coef set: output_router_logits keeps every layer's router logits
+    freeze_multi_modal_projector: bool = True
+    image_max_pixels: int = 768 * 768  # model_args.py:305
+    video_max_pixels: int = 256 * 256  # model_args.py:321
+    video_maxlen: int = 128  # model_args.py:333
+    predict_with_generate: bool = False
+    max_new_tokens: int = 1024  # generating_args.py:53
+    num_beams: int = 1
+    use_kv_cache: bool = True
+    not_modelled: tuple[str, ...] = ()  # parts of this setup the estimator does not model (→ verdict unknown)
     raw: Mapping[str, Any] = field(default_factory=dict)
     key_lines: Mapping[str, int] = field(default_factory=dict)
     assumptions: tuple[str, ...] = ()
@@ -83,6 +116,16 @@ class TrainingPlan:
     @property
     def zero_stage(self) -> int:
         return self.deepspeed.stage if self.deepspeed else 0
+
+    @property
+    def fsdp_loading(self) -> bool:
+        """transformers' is_fsdp_enabled() while LLaMA-Factory loads the model: ACCELERATE_USE_FSDP and
+        FSDP_CPU_RAM_EFFICIENT_LOADING (integrations/fsdp.py:44-53). Only then LF passes no device_map and rank 0
+        loads on the CPU; otherwise every rank loads the whole model onto its GPU (patcher.py:428-434 main)."""
+        if self.fsdp is None or not self.fsdp.cpu_ram_efficient_loading:
+            return False
+        # the YAML's fsdp keys set ACCELERATE_USE_FSDP on transformers 4.x only (4.56 training_args.py:1996)
+        return not self.fsdp.from_training_args or self.versions.transformers == 4
 
     @property
     def compute_dtype(self) -> str:
@@ -96,10 +139,32 @@ class TrainingPlan:
     @property
     def upcast_trainable_to_fp32(self) -> bool:
         """model/adapter.py::init_adapter: cast trainable params to fp32 unless pure_bf16, BAdam, or ZeRO-3
-        without quantization."""
-        if self.pure_bf16 or self.use_badam:
+        without quantization (FSDP was dropped from that exception in v0.9.3, commit 2bfcad239). A model loaded
+        only for prediction is not trainable: nothing is cast."""
+        if self.pure_bf16 or self.use_badam or self.task != "train":
             return False
         return not (self.quantization_bit is None and self.zero_stage == 3)
+
+    @property
+    def mixed_precision(self) -> str:
+        """HF TrainingArguments: fp16 / bf16 from the flags, else ACCELERATE_MIXED_PRECISION, i.e. the accelerate
+        config's mixed_precision (training_args.py:1614-1618) — so pure_bf16 under an accelerate bf16 launch
+        still runs mixed precision."""
+        if self.fp16:
+            return "fp16"
+        if self.bf16:
+            return "bf16"
+        launched = self.launcher.mixed_precision if self.launcher is not None else None
+        return launched if launched in ("bf16", "fp16") else "no"
+
+    @property
+    def stored_trainable_fp32(self) -> bool:
+        """Trainable parameters stored in fp32: LLaMA-Factory's upcast, or accelerate's under FSDP with mixed
+        precision (FSDP2 fsdp_utils.py:813-825 `param.data.to(float32)` for every trainable parameter; FSDP1
+        accelerator.py:1998-2037 for each trainable flat parameter), which pure_bf16 does not stop."""
+        if self.upcast_trainable_to_fp32:
+            return True
+        return self.fsdp is not None and self.task == "train" and self.mixed_precision != "no"
 
     @property
     def uses_ref_model(self) -> bool:
@@ -122,6 +187,26 @@ class TrainingPlan:
     @property
     def eight_bit_optimizer(self) -> bool:
         return self.optim in EIGHT_BIT_OPTIMIZERS
+
+    @property
+    def optimizer_name(self) -> str:
+        """The optimizer LLaMA-Factory builds (trainer_utils.py create_custom_optimizer picks the first of GaLore,
+        APOLLO, LoRA+, BAdam, Adam-mini, Muon; else HF's `optim`; DeepSpeed's own under a DeepSpeed config)."""
+        if self.use_galore:
+            return f"GaLore ({self.optim}, rank {self.galore_rank}{', layer-wise' if self.galore_layerwise else ''})"
+        if self.use_apollo:
+            return f"APOLLO ({self.optim}, rank {self.apollo_rank}{', layer-wise' if self.apollo_layerwise else ''})"
+        if self.use_badam:
+            return f"BAdam ({self.badam_mode} mode) over {self.optim}"
+        if self.use_adam_mini:
+            return "Adam-mini"
+        if self.use_muon:
+            return "Muon (2-D weights) + AdamW (the rest)"
+        if self.deepspeed is not None:
+            return f"DeepSpeed's {self.optim} on fp32 master weights"
+        if "optim" not in self.raw:
+            return f"{self.optim} (HF Trainer's default on torch >= 2.8)"
+        return self.optim
 
     def effective_batch_size(self, world_size: int) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * world_size
@@ -151,6 +236,12 @@ class TrainingPlan:
             "reward_model_type": self.reward_model_type if self.stage == "ppo" else None,
             "zero_stage": self.zero_stage,
             "deepspeed": self.deepspeed.to_json() if self.deepspeed else None,
+            "fsdp": self.fsdp.to_json() if self.fsdp else None,
+            "launcher": self.launcher.to_json() if self.launcher else None,
+            "task": self.task, "optimizer": self.optimizer_name, "use_adam_mini": self.use_adam_mini,
+            "use_muon": self.use_muon, "oft_block_size": self.oft_block_size, "oft_rank": self.oft_rank,
+            "use_kt": self.use_kt, "llamafactory": self.versions.llamafactory,
+            "transformers": self.versions.transformers,
         }
 
 
@@ -237,50 +328,107 @@ def _attention(raw: Mapping[str, Any], path: str, lines: Mapping[str, int]) -> t
     return mapping[value], note
 
 
-def parse_plan(text: str, path: str, read_file: ReadFile | None = None,
-               world_size: int | None = None) -> TrainingPlan:
-    """Resolve a LLaMA-Factory YAML. `read_file(repo_path)` reads the DeepSpeed JSON it references."""
-    return plan_from_document(parse_yaml(text, path), read_file, world_size)
+def parse_plan(text: str, path: str, read_file: ReadFile | None = None, world_size: int | None = None, *,
+               versions: Versions | None = None, launcher: Launcher | None = None) -> TrainingPlan:
+    """Resolve a LLaMA-Factory YAML. `read_file(repo_path)` reads the DeepSpeed JSON it references; `launcher` is
+    the accelerate config it is launched with, when one is named (estimator/launcher.py)."""
+    return plan_from_document(parse_yaml(text, path), read_file, world_size, versions=versions, launcher=launcher)
 
 
-def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None,
-                       world_size: int | None = None) -> TrainingPlan:
+def _task(raw: Mapping[str, Any], path: str, lines: Mapping[str, int], notes: list[str]) -> Task:
+    """What `llamafactory-cli train` runs: HF's do_train / do_eval / do_predict (all default False; LF's
+    workflows check them, e.g. train/sft/workflow.py). A YAML with none of them is taken as a training config."""
+    flags = {key: _bool(raw, key, False, path, lines) for key in ("do_train", "do_eval", "do_predict")}
+    if flags["do_train"]:
+        return "train"
+    if flags["do_predict"]:
+        return "predict"
+    if flags["do_eval"]:
+        return "eval"
+    if not any(key in raw for key in flags):
+        if "export_dir" in raw or "infer_backend" in raw:
+            return "none"  # an export (llamafactory-cli export) or chat/API (llamafactory-cli chat) config
+        notes.append("do_train not set: estimated as a training run (LLaMA-Factory trains only with do_train: true)")
+        return "train"
+    return "none"
+
+
+def _float(raw: Mapping[str, Any], key: str, default: float, path: str, lines: Mapping[str, int]) -> float:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"'{key}' must be a number, got {describe(value)}", file=path, key=key,
+                         line=lines.get(key)) from None
+
+
+def _kt_config(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = raw.get("kt_config")
+    return value if isinstance(value, Mapping) else {}
+
+
+def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None, world_size: int | None = None, *,
+                       versions: Versions | None = None, launcher: Launcher | None = None) -> TrainingPlan:
     """Resolve an already-parsed LLaMA-Factory YAML (the pipeline parses each file once)."""
+    versions = versions or Versions()
     path = document.path
     raw = document.mapping("a mapping of LLaMA-Factory keys")
     lines = document.top_level_lines
     notes: list[str] = []
+    unmodelled: list[str] = []
     model = raw.get("model_name_or_path")
+    if not model and V1_KEYS & set(raw) and isinstance(raw.get("model"), str):
+        model = raw["model"]  # v1 schema: reported as not modelled below
     if not model or not isinstance(model, str):
         raise InputError("Please provide model_name_or_path.", file=path, key="model_name_or_path")
 
     deepspeed = _load_deepspeed(raw, path, lines, read_file, notes)
+    fsdp = fsdp_from_training_args(raw, path, read_file, versions.transformers)
+    if launcher is not None:
+        unmodelled += launcher.not_modelled()
+        if deepspeed is None and launcher.deepspeed is not None:
+            deepspeed = launcher.deepspeed
+        if fsdp is None:
+            fsdp = launcher.fsdp
+        elif launcher.fsdp is not None:
+            notes.append(f"fsdp keys in the YAML override the FSDP settings of {launcher.path} "
+                         "(HF TrainingArguments builds the plugin)")
+    if deepspeed is not None and fsdp is not None:
+        unmodelled.append("DeepSpeed and FSDP configured together")
     bf16 = _bool(raw, "bf16", False, path, lines)
     fp16 = _bool(raw, "fp16", False, path, lines)
     if deepspeed is not None:
         deepspeed = deepspeed.resolve_auto(bf16=bf16, fp16=fp16)
     zero_stage = deepspeed.stage if deepspeed else 0
+    fsdp_loading = fsdp is not None and fsdp.cpu_ram_efficient_loading and (
+        not fsdp.from_training_args or versions.transformers == 4)
     # The first combination LLaMA-Factory stops on — while parsing its arguments, or (quantization.py's ZeRO-3
     # checks) when it loads the model: either way the run dies before training, so no estimate is given.
-    blocking = rejections(raw, zero_stage, world_size or 1)
+    blocking = rejections(raw, zero_stage, world_size or 1, version=versions.llamafactory, fsdp_loading=fsdp_loading)
     if blocking:
         first = blocking[0]
         raise RejectedConfig(f"LLaMA-Factory rejects this config: {first.text}", file=path, key=first.key,
                              line=lines.get(first.key))
 
+    task = _task(raw, path, lines, notes)
     stage = _choice(raw, "stage", "sft", STAGES, path, lines)
     attention, attention_note = _attention(raw, path, lines)
     if attention_note:
         notes.append(attention_note)
     disable_gc = _bool(raw, "disable_gradient_checkpointing", False, path, lines)
-    if not disable_gc:
+    hf_gc = _bool(raw, "gradient_checkpointing", False, path, lines)  # HF Trainer enables GC on every layer
+    if task == "train" and not disable_gc:
         notes.append("gradient checkpointing: on (LLaMA-Factory default)")
+    elif task == "train" and hf_gc:
+        notes.append("gradient checkpointing: on (HF gradient_checkpointing: true)")
     packing_default = stage == "pt"  # data_args.py: packing None → True for pt
     neat_packing = _bool(raw, "neat_packing", False, path, lines)
     optim = str(raw.get("optim") or "adamw_torch_fused").strip().lower()
-    if "optim" not in raw:
-        notes.append("optimizer: fused AdamW (HF Trainer default on torch >= 2.8)")
-    if "per_device_train_batch_size" not in raw:
+    if "per_device_train_batch_size" not in raw and task == "train":
         notes.append("per_device_train_batch_size: 8 (HF TrainingArguments default)")
     evaluates = (_bool(raw, "do_eval", False, path, lines) or _fraction(raw, "val_size", path, lines) > 1e-6
                  or bool(raw.get("eval_dataset")))
@@ -288,11 +436,49 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
     if "finetuning_type" not in raw:
         notes.append("finetuning_type: lora (LLaMA-Factory default)")
     quant = _optional_int(raw, "quantization_bit", path, lines)
-    if quant is not None and quant not in (2, 3, 4, 5, 6, 8):
-        raise InputError(f"'quantization_bit' must be 4 or 8 (bnb), 2-8 (hqq); got {quant}", file=path,
+    if quant is not None and quant not in (1, 2, 3, 4, 5, 6, 8):
+        raise InputError(f"'quantization_bit' must be 4 or 8 (bnb), 1-6 or 8 (hqq); got {quant}", file=path,
                          key="quantization_bit", line=lines.get("quantization_bit"))
+    quant_method = str(raw.get("quantization_method") or "bnb").strip().lower()
+    if quant is not None and quant_method not in ("bnb", "hqq", "eetq"):
+        # quantization.py quantizes on the fly only with bnb, hqq and eetq; others need a PTQ checkpoint
+        notes.append(f"quantization_method {quant_method} quantizes nothing on the fly (LLaMA-Factory has no such "
+                     "branch); weights stay in the checkpoint's format")
     if not (bf16 or fp16 or _bool(raw, "pure_bf16", False, path, lines)):
         notes.append("precision: fp32 (no bf16/fp16/pure_bf16 key)")
+    use_unsloth = _bool(raw, "use_unsloth", False, path, lines)
+    additional = _names(raw, "additional_target", ())
+    if not additional and finetuning_type in ("lora", "oft") and (
+            _bool(raw, "resize_vocab", False, path, lines) or raw.get("add_tokens") or raw.get("add_special_tokens")):
+        # adapter.py:222-230: a resized vocabulary makes the embeddings and the output layer trainable copies
+        additional = ("embed_tokens", "lm_head")
+        notes.append("resized vocabulary: embed_tokens and lm_head train as full copies (LLaMA-Factory adapter.py)")
+    kt = _kt_config(raw)
+    use_kt = _bool(raw, "use_kt", False, path, lines)
+    ray_workers = _int(raw, "ray_num_workers", 1, path, lines)
+
+    if V1_KEYS & set(raw):
+        unmodelled.append("LLaMA-Factory v1 schema (USE_V1=1: dist_config, micro_batch_size, ...): only the v0 "
+                          "training arguments are modelled")
+    if MEGATRON_KEYS & set(raw):
+        unmodelled.append("Megatron-core training (USE_MCA=1 / USE_MEGATRON_BRIDGE=1: tensor, pipeline and expert "
+                          "parallel sharding of states and activations)")
+    if task == "none" and raw.get("export_dir"):
+        unmodelled.append("an export config (llamafactory-cli export: merging or quantizing a model), not a "
+                          "training run")
+    elif task == "none" and "infer_backend" in raw:
+        unmodelled.append(f"an inference config (llamafactory-cli chat/api, infer_backend "
+                          f"{str(raw.get('infer_backend'))[:40]}), not a training run")
+    elif task == "none":
+        unmodelled.append("do_train, do_eval and do_predict are all off: nothing runs on the GPU")
+    if task == "train" and raw.get("tokenized_path"):
+        notes.append("tokenized_path: LLaMA-Factory saves the tokenized data and then trains (it no longer exits "
+                     "after preprocessing, since 2025-03)")
+    if task == "train" and (_bool(raw, "do_predict", False, path, lines) or
+                            _bool(raw, "predict_with_generate", False, path, lines)):
+        notes.append("prediction after training (do_predict) is not in this peak: the training step is estimated")
+    unmodelled += coverage.unmodelled(raw, versions, deepspeed=deepspeed, fsdp=fsdp, task=task,
+                                      finetuning_type=finetuning_type)
 
     return TrainingPlan(
         path=path,
@@ -302,13 +488,16 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
         bf16=bf16,
         fp16=fp16,
         pure_bf16=_bool(raw, "pure_bf16", False, path, lines),
-        quantization_bit=quant,
-        quantization_method=str(raw.get("quantization_method") or "bnb").lower(),
-        gradient_checkpointing=not disable_gc,
+        quantization_bit=quant if quant_method in ("bnb", "hqq", "eetq") or quant is None else None,
+        quantization_method=quant_method,
+        # FSDP's own activation checkpointing wraps every unit in checkpoint_wrapper (accelerate
+        # accelerator.py:1972-1986, fsdp_utils fsdp2_apply_ac): the same saved inputs as one checkpointing
+        gradient_checkpointing=task == "train" and (not disable_gc or hf_gc
+                                                    or (fsdp is not None and fsdp.activation_checkpointing)),
         unsloth_gc=_bool(raw, "use_unsloth_gc", False, path, lines),
         attention=attention,
         liger=_bool(raw, "enable_liger_kernel", False, path, lines),
-        use_unsloth=_bool(raw, "use_unsloth", False, path, lines),
+        use_unsloth=use_unsloth,
         packing=_bool(raw, "packing", packing_default, path, lines) or neat_packing,
         neat_packing=neat_packing,
         cutoff_len=_int(raw, "cutoff_len", 2048, path, lines),
@@ -322,24 +511,50 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
         galore_layerwise=_bool(raw, "galore_layerwise", False, path, lines),
         use_apollo=_bool(raw, "use_apollo", False, path, lines),
         apollo_rank=_int(raw, "apollo_rank", 16, path, lines),
+        apollo_layerwise=_bool(raw, "apollo_layerwise", False, path, lines),
         use_badam=_bool(raw, "use_badam", False, path, lines),
         badam_mode=str(raw.get("badam_mode") or "layer").lower(),
         lora_rank=_int(raw, "lora_rank", 8, path, lines),
         lora_target=_names(raw, "lora_target", ("all",)),
+        lora_dropout=_float(raw, "lora_dropout", 0.0, path, lines),
         use_dora=_bool(raw, "use_dora", False, path, lines),
-        additional_target=_names(raw, "additional_target", ()),
+        additional_target=additional,
         freeze_trainable_layers=_int(raw, "freeze_trainable_layers", 2, path, lines, minimum=None),
         freeze_trainable_modules=_names(raw, "freeze_trainable_modules", ("all",)),
         freeze_extra_modules=_names(raw, "freeze_extra_modules", ()),
         freeze_vision_tower=_bool(raw, "freeze_vision_tower", True, path, lines),
+        freeze_multi_modal_projector=_bool(raw, "freeze_multi_modal_projector", True, path, lines),
         pref_loss=str(raw.get("pref_loss") or "sigmoid").lower(),
         ref_model=str(raw["ref_model"]) if raw.get("ref_model") else None,
         ref_model_quantization_bit=_optional_int(raw, "ref_model_quantization_bit", path, lines),
         reward_model=str(raw["reward_model"]) if raw.get("reward_model") else None,
         reward_model_type=str(raw.get("reward_model_type") or "lora").lower(),
+        reward_model_quantization_bit=_optional_int(raw, "reward_model_quantization_bit", path, lines),
         use_asft_loss=_bool(raw, "use_asft_loss", False, path, lines),
+        use_eaft_loss=_bool(raw, "use_eaft_loss", False, path, lines),
         upcast_layernorm=_bool(raw, "upcast_layernorm", False, path, lines),
         deepspeed=deepspeed,
+        fsdp=fsdp,
+        launcher=launcher,
+        versions=versions,
+        task=task,
+        double_quantization=_bool(raw, "double_quantization", True, path, lines),
+        use_adam_mini=_bool(raw, "use_adam_mini", False, path, lines),
+        use_muon=_bool(raw, "use_muon", False, path, lines),
+        oft_rank=_int(raw, "oft_rank", 0, path, lines, minimum=0),
+        oft_block_size=_int(raw, "oft_block_size", 32, path, lines, minimum=0),
+        use_kt=use_kt,
+        kt_num_gpu_experts=_int(kt, "kt_num_gpu_experts", 0, path, lines, minimum=0) if use_kt else 0,
+        ray_num_workers=ray_workers,
+        router_logits=raw.get("moe_aux_loss_coef") is not None,
+        image_max_pixels=_int(raw, "image_max_pixels", 768 * 768, path, lines),
+        video_max_pixels=_int(raw, "video_max_pixels", 256 * 256, path, lines),
+        video_maxlen=_int(raw, "video_maxlen", 128, path, lines),
+        predict_with_generate=_bool(raw, "predict_with_generate", False, path, lines),
+        max_new_tokens=_int(raw, "max_new_tokens", 1024, path, lines, minimum=0),
+        num_beams=_int(raw, "num_beams", 1, path, lines),
+        use_kv_cache=_bool(raw, "use_kv_cache", True, path, lines),
+        not_modelled=tuple(dict.fromkeys(unmodelled)),
         raw=raw,
         key_lines=lines,
         assumptions=tuple(notes),
@@ -402,7 +617,8 @@ def _candidates(ds_path: str, yaml_path: str) -> list[str]:
     return found
 
 
-def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None = None) -> TrainingPlan:
+def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None = None, *,
+              versions: Versions | None = None) -> TrainingPlan:
     """Read a training YAML from disk; DeepSpeed paths resolve inside `repo_root` (default: the YAML's dir)."""
     root = (repo_root or path.parent).resolve()
     try:
@@ -421,5 +637,5 @@ def load_plan(path: Path, repo_root: Path | None = None, world_size: int | None 
             raise FileNotFoundError(repo_path)
         return read_bounded(target, name=repo_path)
 
-    plan = parse_plan(text, relative, read, world_size)
+    plan = parse_plan(text, relative, read, world_size, versions=versions)
     return replace(plan, path=str(path))

@@ -25,7 +25,8 @@ from importlib import resources
 from typing import Any, Literal
 
 Fit = Literal["fit", "tight", "no-fit"]
-SETUP_CLASSES = ("single/lora", "single/qlora", "single/full", "multi/ddp", "multi/zero2", "multi/zero3")
+SETUP_CLASSES = ("single/lora", "single/qlora", "single/full", "multi/ddp", "multi/zero2", "multi/zero3",
+                 "multi/fsdp")
 
 
 @dataclass(frozen=True)

@@ -165,12 +165,15 @@ def candidates(text: str, plan: TrainingPlan, model: ModelSpec, world: World,
 
 
 def _evaluate(candidate: Candidate, path: str, read_file: Callable[[str], str] | None, model: ModelSpec,
-              world: World, capacity_bytes: int, headroom: float) -> ScoredCandidate | None:
+              world: World, capacity_bytes: int, headroom: float, base: TrainingPlan) -> ScoredCandidate | None:
     try:
-        new_plan = parse_plan(candidate.text, path, read_file, world.world_size)
+        new_plan = parse_plan(candidate.text, path, read_file, world.world_size, versions=base.versions,
+                              launcher=base.launcher)
     except InputError:
         return None  # a change LLaMA-Factory would reject is no suggestion
     result = estimate(model, new_plan, world)
+    if not result.modelled:
+        return None  # a change into a setup the estimator does not model is no suggestion
     low, high = result.peak_range_bytes
     return ScoredCandidate(candidate.changes, candidate.edits, result.peak_bytes,
                            judge_band(low, high, capacity_bytes, headroom), candidate.why, candidate.cost)
@@ -183,7 +186,7 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
     if none does alone, the best pairs of them."""
     singles: list[tuple[Candidate, ScoredCandidate]] = []
     for candidate in candidates(text, plan, model, world, read_file):
-        result = _evaluate(candidate, path, read_file, model, world, capacity_bytes, headroom)
+        result = _evaluate(candidate, path, read_file, model, world, capacity_bytes, headroom, plan)
         if result is not None:
             singles.append((candidate, result))
     found = _first_per_key([s for _, s in singles if s.verdict == "fit"], limit)
@@ -198,7 +201,7 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
                 continue
             changes = {**first.changes, **second.changes}
             combo = _candidate(text, changes, f"{first.why}; and {second.why}", f"{first.cost}; {second.cost}")
-            result = _evaluate(combo, path, read_file, model, world, capacity_bytes, headroom)
+            result = _evaluate(combo, path, read_file, model, world, capacity_bytes, headroom, plan)
             if result is not None and result.verdict == "fit":
                 pairs.append(result)
     return _first_per_key(pairs, limit)

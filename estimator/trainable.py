@@ -51,6 +51,24 @@ def decoder_linears(model: ModelSpec) -> list[Linear]:
     return linears
 
 
+def targeted_linears(model: ModelSpec, plan: TrainingPlan) -> list[Linear]:
+    """The nn.Linear modules `lora_target: all` (and GaLore/APOLLO `all`) reach: LLaMA-Factory's
+    find_all_linear_modules (model/model_utils/misc.py:28-52) keeps every module whose class name contains
+    "Linear" but lm_head. transformers 4 builds MoE experts and routers from nn.Linear, so they are targeted;
+    transformers 5 fuses the experts into 3-D parameters and makes the router a Parameter, which are not
+    (transformers 5.24 models/qwen3_moe/modeling_qwen3_moe.py:210-257; measured on the meta device,
+    /work/notes/methods.md §7)."""
+    linears = decoder_linears(model)
+    if model.experts and plan.versions.transformers < 5:
+        count = model.moe_layers * model.experts
+        width = model.moe_intermediate
+        linears += [Linear("gate", model.hidden, width, count), Linear("up", model.hidden, width, count),
+                    Linear("down", width, model.hidden, count)]
+        if model.model_type not in ("deepseek_v2", "deepseek_v3"):  # DeepSeek's MoEGate is not an nn.Linear
+            linears.append(Linear("router", model.hidden, model.experts, model.moe_layers))
+    return linears
+
+
 def _targets(plan: TrainingPlan) -> set[str] | None:
     """None = all linear layers; else the canonical projection names the YAML's lora_target names."""
     names = {t.lower() for t in plan.lora_target}
@@ -64,11 +82,34 @@ def _targets(plan: TrainingPlan) -> set[str] | None:
     return wanted
 
 
+def oft_block(n_in: int, plan: TrainingPlan) -> int:
+    """OFT's block size for a linear with `n_in` inputs: oft_block_size, or in/oft_rank when the blocks are given
+    by their number; PEFT moves a size that does not divide n_in to the nearest divisor
+    (peft 0.18.1 tuners/oft/layer.py:446-459, 505-523)."""
+    wanted = plan.oft_block_size or max(1, n_in // max(1, plan.oft_rank))
+    divisors = [d for d in range(1, n_in + 1) if n_in % d == 0]
+    return min(divisors, key=lambda d: (abs(d - wanted), d))
+
+
+def oft_params(model: ModelSpec, plan: TrainingPlan) -> int:
+    """OFT rotates each targeted linear's input with r = in/b skew-symmetric b×b blocks, stored as their
+    b(b−1)/2 upper entries (peft tuners/oft/layer.py:466-474, OFTRotationModule weight [r, b(b−1)/2]): in·(b−1)/2
+    per linear, whatever its output width. Targets come from lora_target (adapter.py:229-232; oft_target is
+    parsed but unused)."""
+    targets = _targets(plan)
+    total = 0
+    for linear in targeted_linears(model, plan):
+        if targets is None or linear.name in targets:
+            block = oft_block(linear.n_in, plan)
+            total += linear.count * (linear.n_in // block) * (block * (block - 1) // 2)
+    return total
+
+
 def lora_params(model: ModelSpec, plan: TrainingPlan) -> int:
     """LoRA adds A (r×in) and B (out×r) per targeted linear (peft LoraLayer); DoRA adds a magnitude (out)."""
     targets = _targets(plan)
     total = 0
-    for linear in decoder_linears(model):
+    for linear in targeted_linears(model, plan):
         if targets is None or linear.name in targets:
             total += linear.count * plan.lora_rank * (linear.n_in + linear.n_out)
             if plan.use_dora:
@@ -117,6 +158,7 @@ def trainable(model: ModelSpec, plan: TrainingPlan) -> Trainable:
         if extra & {"lm_head", "output", "output_layer"}:
             params += model.parts.get("lm_head", 0) or model.vocab * model.hidden
         return Trainable(params, 0, model.total_params - params, layers)
-    # lora / oft: adapters on the targeted linears (OFT counted like LoRA of the same rank)
-    adapters = lora_params(model, plan) + modules_to_save_params(model, plan)
+    # lora / oft: adapters on the targeted linears
+    method = oft_params(model, plan) if plan.finetuning_type == "oft" else lora_params(model, plan)
+    adapters = method + modules_to_save_params(model, plan)
     return Trainable(adapters, adapters, model.total_params, model.layers)

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field, replace
 from estimator import llamafactory_rules
 from estimator.errors import InputError
 from estimator.hub import Resolver
-from estimator.memory import World, estimate
+from estimator.launcher import Launcher
+from estimator.memory import World, check_model, estimate
 from estimator.model import ModelSpec, model_spec_from_config
 from estimator.plan import TrainingPlan, plan_from_document
 from estimator.source import YamlDocument
 from estimator.suggest import suggest
 from estimator.units import gib
+from estimator.versions import LATEST_RELEASE
 from rules.checks import RuleContext, run_rules
+from rules.launchers import choose, resolve_launcher
 from rules.policy import Policy, Pool, Target, parse_target_comment
 from rules.report import ConfigReport, Finding, Parameters, RunReport, Suggestion, Verdict, YamlEdit
 from rules.sources import ParsedFiles
@@ -43,6 +46,7 @@ class CheckOptions:
     model_files: Mapping[str, str] = field(default_factory=dict)
     sizing: bool = True  # compute the largest batch / cutoff_len that fit
     comparison_pools: bool = True  # also judge the policy's other pools (for comparison)
+    launcher: str | None = None  # `--launcher`: the accelerate config the config is launched with
 
 
 Progress = Callable[[int, int], None]  # (configs done, configs in all)
@@ -95,32 +99,39 @@ def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolve
     pool: Pool | None = None
     plan: TrainingPlan | None = None
     try:
-        pool = policy.resolve_target(options.target or parse_target_comment(document.text, path), path)
-        plan = plan_from_document(document, head.read_text, pool.gpus)
+        comment = parse_target_comment(document.text, path)
+        asked = options.target or comment
+        pool = policy.resolve_target(asked, path)
+        launcher = _launcher(document, head, policy, options, comment)
+        pool = launch_pool(pool, asked, launcher, document, policy)
+        plan = plan_from_document(document, head.read_text, pool.gpus, versions=policy.versions, launcher=launcher)
         model = _resolve_model(resolver, policy, options, plan, path)
+        check_model(model, plan)
     except InputError as error:
-        findings = _rule_findings(document, plan, pool, base_document, error)
+        findings = _rule_findings(document, plan, pool, base_document, error, policy)
         return ConfigReport(path=path, plan=plan.to_json() if plan else {}, findings=tuple(findings),
                             error=str(error), model_id=plan.model_name_or_path if plan else None)
-    findings = _rule_findings(document, plan, pool, base_document, None, model.max_positions)
+    findings = _rule_findings(document, plan, pool, base_document, None, policy, model.max_positions)
     world = World(gpus_per_node=pool.per_node, nodes=pool.nodes)
     result = estimate(model, plan, world)
+    sizing = options.sizing and plan.task == "train"
     target = verdict_for(pool.name, pool.gpu, pool.per_node, pool.nodes, model, plan, policy.headroom,
-                         sizing=options.sizing, result=result)
+                         sizing=sizing, result=result)
     compared = [other for other in policy.pools if options.comparison_pools and other.name != pool.name]
     refused = {other.name: _refused_at(document, plan, other.gpus, pool.gpus) for other in compared}
     others = tuple(verdict_for(other.name, other.gpu, other.per_node, other.nodes, model, plan, policy.headroom,
-                               sizing=options.sizing)
+                               sizing=sizing)
                    for other in compared if not refused[other.name])
     findings += [Finding(rule="pool-refused", severity="info", line=None,
                          message=f"pool '{name}' is left out of the comparison: {why}")
                  for name, why in refused.items() if why]
     suggestions: list[Suggestion] = []
-    if target.verdict != "fit":
+    # none for "unknown" (the estimate does not cover the setup), and the changes are training changes
+    if target.verdict in ("tight", "no-fit") and plan.task == "train":
         suggestions = _suggestions(document, head, plan, model, world, pool, policy, target, others)
     delta: int | None = None
     changes: tuple[str, ...] = ()
-    if base is not None and base_document is not None:
+    if base is not None and base_document is not None and result.modelled:
         delta, changes = _base_delta(base_document, base, resolver, policy, options, pool, result.peak_bytes,
                                      plan)
     return ConfigReport(
@@ -176,19 +187,56 @@ def _refused_at(document: YamlDocument, plan: TrainingPlan, gpus: int, target_gp
     """Why, when LLaMA-Factory refuses this config on a pool of `gpus` GPUs but not on the target's
     (GaLore/APOLLO layerwise on several GPUs): no comparison verdict for a setup that cannot start."""
     raw = document.mapping()
-    there = llamafactory_rules.rejections(raw, plan.zero_stage, gpus)
-    if not there or llamafactory_rules.rejections(raw, plan.zero_stage, target_gpus):
+    version = plan.versions.llamafactory
+    there = llamafactory_rules.rejections(raw, plan.zero_stage, gpus, version=version)
+    if not there or llamafactory_rules.rejections(raw, plan.zero_stage, target_gpus, version=version):
         return None
     return f"LLaMA-Factory refuses this config on {gpus} GPUs ({there[0].message})"
 
 
+def _launcher(document: YamlDocument, files: ParsedFiles, policy: Policy, options: CheckOptions,
+              comment: Target | None) -> Launcher | None:
+    choice = choose(document, options.launcher, comment.launcher if comment else None,
+                    comment.line if comment else None, policy.launcher_for(document.path))
+    return resolve_launcher(document, files, choice)
+
+
+def launch_pool(pool: Pool, target: Target | None, launcher: Launcher | None, document: YamlDocument,
+                policy: Policy) -> Pool:
+    """The GPUs the run uses: the target's gpus= when given, else what the launcher starts (an accelerate
+    config's num_processes × num_machines, USE_RAY's ray_num_workers), else the whole pool."""
+    if target is not None and target.gpus is not None:
+        return pool
+    per_node = nodes = None
+    origin = ""
+    if launcher is not None and launcher.distributed_type == "NO":
+        per_node, nodes, origin = 1, 1, f"{launcher.path} (distributed_type NO)"
+    elif launcher is not None and launcher.num_processes is not None:
+        per_node, nodes = launcher.processes_per_machine, launcher.num_machines or 1
+        origin = f"{launcher.path} (num_processes {launcher.num_processes}, num_machines {nodes})"
+    else:
+        raw = document.data if isinstance(document.data, dict) else {}
+        workers = raw.get("ray_num_workers")
+        if isinstance(workers, int) and not isinstance(workers, bool) and workers > 1:
+            per_node = min(workers, pool.per_node)
+            nodes = -(-workers // per_node)
+            origin = f"ray_num_workers {workers}"
+    if per_node is None or nodes is None:
+        return pool
+    if per_node > pool.per_node or nodes > pool.nodes:
+        raise InputError(f"{origin} asks for {per_node} GPU(s) per node on {nodes} node(s); pool '{pool.name}' has "
+                         f"{pool.per_node} per node on {pool.nodes} node(s)", file=document.path)
+    return Pool(name=pool.name, gpu=pool.gpu, per_node=per_node, nodes=nodes, line=pool.line)
+
+
 def _rule_findings(document: YamlDocument, plan: TrainingPlan | None, pool: Pool | None,
                    base_document: YamlDocument | None, error: InputError | None,
-                   max_positions: int | None = None) -> list[Finding]:
+                   policy: Policy | None = None, max_positions: int | None = None) -> list[Finding]:
     deepspeed_error = error.message if error is not None and error.key == "deepspeed" else None
+    version = policy.versions.llamafactory if policy is not None else LATEST_RELEASE
     ctx = RuleContext(document=document, plan=plan, gpu=pool.gpu if pool else None,
                       world_size=pool.gpus if pool else 1, base=base_document, deepspeed_error=deepspeed_error,
-                      max_positions=max_positions)
+                      llamafactory_version=version, max_positions=max_positions)
     findings = run_rules(ctx)
     if error is not None:  # a rule repeating the error that stopped the estimate adds nothing
         findings = [f for f in findings if f.message.split(". ")[0] not in error.message]
@@ -231,12 +279,16 @@ def _base_delta(base_document: YamlDocument, base: ParsedFiles, resolver: Resolv
                 options: CheckOptions, pool: Pool, peak: int, plan: TrainingPlan) -> tuple[int | None, tuple[str, ...]]:
     """Peak change against the base version of the same file, and which memory keys changed."""
     try:
-        base_plan = plan_from_document(base_document, base.read_text, pool.gpus)
+        base_plan = plan_from_document(base_document, base.read_text, pool.gpus, versions=plan.versions,
+                                       launcher=plan.launcher)
         base_model = (resolver.resolve(options.model_override) if options.model_override
                       else find_model(resolver, policy, options, base_plan.model_name_or_path))
     except InputError:
         return None, ()
-    base_peak = estimate(base_model, base_plan, World(pool.per_node, pool.nodes)).peak_bytes
+    base_estimate = estimate(base_model, base_plan, World(pool.per_node, pool.nodes))
+    if not base_estimate.modelled:
+        return None, ()
+    base_peak = base_estimate.peak_bytes
     changes = []
     for key in MEMORY_KEYS:
         old, new = base_plan.raw.get(key), plan.raw.get(key)

@@ -112,6 +112,16 @@ class ConfigReport:
         return ((self.target,) if self.target is not None else ()) + self.others
 
     @property
+    def modelled(self) -> bool:
+        """An estimate exists and covers every part of the setup (DESIGN.md JSON "modelled")."""
+        return self.estimate is not None and self.estimate.modelled
+
+    @property
+    def not_modelled(self) -> tuple[str, ...]:
+        """The parts of the setup the estimator does not model, each with why (the verdict is then unknown)."""
+        return self.estimate.not_modelled if self.estimate is not None else ()
+
+    @property
     def errors(self) -> tuple[Finding, ...]:
         """Findings LLaMA-Factory would stop on (unknown keys, rejected combinations, wrong types, ...)."""
         return tuple(finding for finding in self.findings if finding.severity == "error")
@@ -145,6 +155,8 @@ class ConfigReport:
                       "parameters": {"total": self.parameters.total, "trainable": self.parameters.trainable}
                       if self.parameters else None, "source": self.model_source},
             "plan": dict(self.plan),
+            "modelled": self.modelled,
+            "not_modelled": list(self.not_modelled),
             "per_gpu": estimate.to_json() if estimate else None,
             "assumptions": list(estimate.assumptions) if estimate else [],
             "verdicts": [v.to_json() for v in self.verdicts],

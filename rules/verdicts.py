@@ -79,6 +79,11 @@ def verdict_for(pool_name: str, gpu: GPU, per_node: int, nodes: int, model: Mode
                 result: Estimate | None = None) -> Verdict:
     world = World(gpus_per_node=per_node, nodes=nodes)
     result = result or estimate(model, plan, world)
+    if not result.modelled:  # part of the setup is not modelled: no verdict, no sizing (DESIGN.md "modelled")
+        return Verdict(pool=pool_name, gpu=gpu.name, gpus=world.world_size, capacity_bytes=gpu.usable_bytes,
+                       peak_bytes=result.peak_bytes, verdict="unknown", min_gpus=None,
+                       headroom_bytes=gpu.usable_bytes - result.peak_bytes,
+                       peak_range_bytes=result.peak_range_bytes)
     return Verdict(
         pool=pool_name, gpu=gpu.name, gpus=world.world_size, capacity_bytes=gpu.usable_bytes,
         peak_bytes=result.peak_bytes, verdict=classify(result, gpu.usable_bytes, headroom),

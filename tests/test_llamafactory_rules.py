@@ -31,9 +31,10 @@ def test_every_family_of_the_table_is_a_registered_rule() -> None:
      "Please use scripts/pissa_init.py to initialize PiSSA in DeepSpeed ZeRO-3.", 1),
     ("finetuning_type: full\nuse_llama_pro: true\n", "use_llama_pro",
      "`use_llama_pro` is only valid for Freeze or LoRA training.", 1),
-    ("finetuning_type: full\nuse_apollo: true\napollo_layerwise: true\n", "apollo_layerwise",
+    ("finetuning_type: full\noptim: adamw_torch\nuse_apollo: true\napollo_layerwise: true\n", "apollo_layerwise",
      "Distributed training does not support layer-wise APOLLO.", 2),
-    ("finetuning_type: full\nuse_galore: true\ngalore_layerwise: true\ngradient_accumulation_steps: 4\n",
+    ("finetuning_type: full\noptim: adamw_torch\nuse_galore: true\ngalore_layerwise: true\n"
+     "gradient_accumulation_steps: 4\n",
      "gradient_accumulation_steps", "Per-layer GaLore does not support gradient accumulation.", 1),
     ("stage: kto\ntrain_on_prompt: true\n", "train_on_prompt",
      "`train_on_prompt` or `mask_history` cannot be set as True except SFT.", 1),

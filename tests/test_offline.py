@@ -269,7 +269,7 @@ def test_a_comparison_pool_llamafactory_refuses_gets_no_verdict(tmp_path: Path) 
                                    "  - {name: eight, gpu: A100-80GB, per_node: 8}\n"),
         # GaLore layer-wise: LLaMA-Factory refuses it on several GPUs (finetuning_args.py), accepts it on one
         "configs/galore.yaml": ("model_name_or_path: Qwen/Qwen2.5-0.5B\nstage: sft\ndo_train: true\n"
-                                "finetuning_type: full\nuse_galore: true\ngalore_layerwise: true\n"
+                                "finetuning_type: full\nuse_galore: true\ngalore_layerwise: true\noptim: adamw_torch\n"
                                 "per_device_train_batch_size: 1\ncutoff_len: 512\nbf16: true\n"),
     })
     report = json.loads(cli("check", "--format", "json", cwd=repo).stdout)["configs"]["configs/galore.yaml"]

@@ -129,6 +129,42 @@ CASES = [
     Case("sft-only-options", "stage: rm\npredict_with_generate: true\n", "predict_with_generate",
          "`predict_with_generate` cannot be set as True except SFT."),
     Case("sft-only-options", "stage: sft\nneat_packing: true\ntrain_on_prompt: true\n", None),
+    # galore-optim (trainer_utils.py:239-246, 330-333; HF's default optim on torch >= 2.8 is adamw_torch_fused)
+    Case("galore-optim", "finetuning_type: full\nuse_galore: true\n", "use_galore",
+         "Unknown optim: adamw_torch_fused."),
+    Case("galore-optim", "finetuning_type: full\nuse_apollo: true\noptim: adamw_8bit\n", "optim",
+         "Unknown optim: adamw_8bit."),
+    Case("galore-optim", "finetuning_type: full\nuse_galore: true\noptim: adamw_8bit\n", None),
+    Case("galore-optim", "finetuning_type: full\nuse_apollo: true\noptim: adamw_torch\n", None),
+    # quantization-bits (quantization.py:181/197/209)
+    Case("quantization-bits", "quantization_bit: 2\n", "quantization_bit",
+         "Bitsandbytes only accepts 4-bit or 8-bit quantization."),
+    Case("quantization-bits", "quantization_bit: 4\nquantization_method: eetq\n", "quantization_bit",
+         "EETQ only accepts 8-bit quantization."),
+    Case("quantization-bits", "quantization_bit: 2\nquantization_method: hqq\n", None),
+    # quantized-model-options (parser.py:193-202)
+    Case("quantized-model-options", "quantization_bit: 4\nresize_vocab: true\n", "resize_vocab",
+         "Cannot resize embedding layers of a quantized model."),
+    Case("quantized-model-options", "quantization_bit: 4\nadapter_name_or_path: a,b\n", "adapter_name_or_path",
+         "Quantized model only accepts a single adapter."),
+    Case("quantized-model-options", "resize_vocab: true\n", None),
+    # predict-options (parser.py:327, 372)
+    Case("predict-options", "do_predict: true\n", "do_predict",
+         "Please enable `predict_with_generate` to save model predictions."),
+    Case("predict-options", "predict_with_generate: true\ncompute_accuracy: true\n", "compute_accuracy",
+         "Cannot use `predict_with_generate` and `compute_accuracy` together."),
+    Case("predict-options", "do_predict: true\npredict_with_generate: true\n", None),
+    # attention-implementation (0.9.5 attention.py:86; main handles fa3)
+    Case("attention-implementation", "flash_attn: fa3\n", "flash_attn", "Unknown attention type: fa3"),
+    Case("attention-implementation", "flash_attn: fa3\n", None, extra={"llamafactory_version": "main"}),
+    Case("attention-implementation", "flash_attn: fa2\n", None),
+    # ktransformers-options (main model_args.py:533-619; v0.9.5 has none of these checks)
+    Case("ktransformers-options", "use_kt: true\ngradient_checkpointing: true\n", "gradient_checkpointing",
+         "remove `gradient_checkpointing: true`", extra={"llamafactory_version": "main"}),
+    Case("ktransformers-options", "use_kt: true\nfinetuning_type: freeze\n", "finetuning_type",
+         "KTransformers supports LoRA and full-parameter finetuning.", extra={"llamafactory_version": "main"}),
+    Case("ktransformers-options", "use_kt: true\ngradient_checkpointing: true\n", None),  # 0.9.5
+    Case("ktransformers-options", "use_kt: true\n", None, extra={"llamafactory_version": "main"}),
     # duplicate-key
     Case("duplicate-key", "cutoff_len: 512\nbf16: true\ncutoff_len: 1024\n", "cutoff_len",
          "'cutoff_len' is set twice, on line 3 and again on line 5: LLaMA-Factory stops"),

@@ -129,9 +129,18 @@ def findings(text: str, **context: object) -> list[tuple[str, str, int | None]]:
     return [(f.rule, f.severity, f.line) for f in run_rules(ctx)]
 
 
-@pytest.mark.parametrize("text", [QWEN3_FULL_SFT, LLAMA3_GALORE_FULL_SFT, QWEN3_QLORA_OTFQ])
+@pytest.mark.parametrize("text", [QWEN3_FULL_SFT, QWEN3_QLORA_OTFQ])
 def test_official_examples_are_clean_on_an_a100(text: str) -> None:
     assert findings(text, gpu=find_gpu("A100-80GB"), world_size=1) == []
+
+
+def test_galore_example_needs_an_optim_galore_implements() -> None:
+    # No `optim` key: HF's default on torch >= 2.8 is adamw_torch_fused, which LF's GaLore does not implement
+    # (train/trainer_utils.py:239-246 raises "Unknown optim") when it creates the optimizer.
+    expected = [("galore-optim", "error", line_of(LLAMA3_GALORE_FULL_SFT, "use_galore"))]
+    assert findings(LLAMA3_GALORE_FULL_SFT, gpu=find_gpu("A100-80GB"), world_size=1) == expected
+    fixed = LLAMA3_GALORE_FULL_SFT + "optim: adamw_torch\n"
+    assert findings(fixed, gpu=find_gpu("A100-80GB"), world_size=1) == []
 
 
 def test_full_sft_on_eight_a100s_is_clean() -> None:
@@ -140,8 +149,9 @@ def test_full_sft_on_eight_a100s_is_clean() -> None:
 
 def test_layerwise_galore_example_on_several_gpus_is_rejected() -> None:
     # The example's own comment says "use false for DDP training"; LF's parser enforces it.
-    expected = [("layerwise-optimizer", "error", line_of(LLAMA3_GALORE_FULL_SFT, "galore_layerwise"))]
-    assert findings(LLAMA3_GALORE_FULL_SFT, world_size=8) == expected
+    text = LLAMA3_GALORE_FULL_SFT + "optim: adamw_torch\n"
+    expected = [("layerwise-optimizer", "error", line_of(text, "galore_layerwise"))]
+    assert findings(text, world_size=8) == expected
 
 
 def test_full_sft_example_with_pure_bf16_is_rejected_under_zero3() -> None:

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="policy file (default: .github/vram-check.yml of the repository)")
     parser.add_argument("--compare", action="store_true",
                         help="with --gpu/--gpus/--nodes: also judge the policy's pools, for comparison")
+    parser.add_argument("--launcher", help="the accelerate config it is launched with (repository path), e.g. "
+                                           "examples/accelerate/fsdp_config.yaml")
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     policy = read_local_policy(root, args.policy)
     target = cli_target(policy, args.gpu, args.gpus, args.nodes)
     # --gpu/--gpus/--nodes ask about exactly that target: the policy's pools only with --compare
-    options = CheckOptions(target=target, model_override=args.model,
+    launcher = relative(Path(args.launcher), root) if args.launcher else None
+    options = CheckOptions(target=target, model_override=args.model, launcher=launcher,
                            comparison_pools=target is None or args.compare)
     report = check_config(relative(config, root), ParsedFiles(WorkingTree(root)), policy, resolver_from_env(),
                           options=options)

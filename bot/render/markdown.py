@@ -120,10 +120,11 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
             pool = f"{_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)}"
             if verdict is not config.target:
                 pool += " (comparison)"
-            rows.append(f"| {_code(config.path)} | {pool} | {label} | "
-                        f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} | "
-                        f"{gib(verdict.capacity_bytes)} | {signed_gib(verdict.headroom_bytes)} | {min_gpus} | "
-                        f"{delta} |")
+            known = verdict.verdict != "unknown"  # no number for a setup the estimate does not cover
+            peak = gib_range(verdict.peak_bytes, *verdict.peak_range_bytes) if known else "—"
+            headroom = signed_gib(verdict.headroom_bytes) if known else "—"
+            rows.append(f"| {_code(config.path)} | {pool} | {label} | {peak} | "
+                        f"{gib(verdict.capacity_bytes)} | {headroom} | {min_gpus} | {delta} |")
     return rows
 
 
@@ -228,8 +229,13 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     total = sum(size for _, size in parts) or 1
     if config.errors:  # visible, not folded: LLaMA-Factory would stop on these before training
         lines += [f"⛔ **{_cell(config.path)}** would not run as written:", "", *_findings(config.errors), ""]
-    lines += [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {gib(estimate.peak_bytes)} per GPU "
-              f"at the peak ({_cell(estimate.peak_phase)})</summary>", ""]
+    if not estimate.modelled:  # visible, not folded: why there is no verdict
+        lines += [f"❔ **{_cell(config.path)}**: no verdict, vram-check does not model part of this setup:", "",
+                  *[f"- {_cell(part)}" for part in estimate.not_modelled], ""]
+        summary = "partial estimate (not modelled), no verdict"
+    else:
+        summary = f"{gib(estimate.peak_bytes)} per GPU at the peak ({_cell(estimate.peak_phase)})"
+    lines += [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {summary}</summary>", ""]
     model = f"Model {_code(config.model_id)}" if config.model_id else "Model"
     if config.parameters is not None:
         model += (f", {config.parameters.total / 1e9:.2f} B parameters "

@@ -25,6 +25,9 @@ def render_config(config: ConfigReport) -> list[str]:
     if config.error is None and config.errors:
         lines.append("  error: LLaMA-Factory would stop on this config (the findings marked error below)")
     estimate = config.estimate
+    if estimate is not None and not estimate.modelled:
+        lines.append("  no verdict: vram-check does not model part of this setup (the numbers below are partial):")
+        lines += [f"    - {part}" for part in estimate.not_modelled]
     if estimate is not None and config.parameters is not None:
         target = config.plan.get("target", {})
         source = config.model_source or ""
@@ -54,6 +57,10 @@ def render_config(config: ConfigReport) -> list[str]:
             min_gpus = (f"more than the pool's {verdict.gpus}" if sharded
                         else "none: without ZeRO every GPU holds the whole model state")
         role = "" if verdict is config.target else ", comparison"
+        if verdict.verdict == "unknown":
+            lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}{role}): {LABEL['unknown']} — "
+                         f"{gib(verdict.capacity_bytes)} usable per GPU; not modelled, no verdict")
+            continue
         lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}{role}): {LABEL[verdict.verdict]} — "
                      f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} of {gib(verdict.capacity_bytes)} "
                      "usable per GPU "

@@ -48,6 +48,10 @@ class WorkerDied(Exception):
         self.exitcode = exitcode
 
 
+class _NotStarted(Exception):
+    """pebble ended a task without a worker having run it (a broken pool)."""
+
+
 class PoolStopped(Exception):
     """The service is shutting down; the task was not finished (its job stays queued)."""
 
@@ -109,8 +113,20 @@ class CpuPool:
     def run(self, function: Callable[[A], T], argument: A, timeout_s: float) -> T:
         if self.mode == "thread":
             return function(argument)
-        future = self._ensure().schedule(function, args=(argument,), timeout=timeout_s)
         try:
+            return self._run_once(function, argument, timeout_s)
+        except _NotStarted:
+            # pebble refused or cancelled the task before any worker ran it (its idle workers were killed and
+            # the pool is broken): nothing of the task ran, so it runs once more on a new pool
+            self._replace_pool()
+            try:
+                return self._run_once(function, argument, timeout_s)
+            except _NotStarted as error:
+                raise WorkerDied(None) from error
+
+    def _run_once(self, function: Callable[[A], T], argument: A, timeout_s: float) -> T:
+        try:
+            future = self._ensure().schedule(function, args=(argument,), timeout=timeout_s)
             result: T = future.result()
             return result
         except concurrent.futures.TimeoutError:
@@ -122,7 +138,18 @@ class CpuPool:
         except (concurrent.futures.CancelledError, RuntimeError) as error:
             if self._stopping:
                 raise PoolStopped from None
-            raise WorkerDied(None) from error
+            raise _NotStarted from error
+
+    def _replace_pool(self) -> None:
+        with self._lock:
+            if self._stopping:
+                raise PoolStopped
+            log.warning("the worker pool broke; starting a new one")
+            if self._pool is not None:
+                with contextlib.suppress(Exception):
+                    self._pool.stop()  # type: ignore[no-untyped-call]
+            self.rebuilds += 1
+            self._pool = self._new_pool()
 
     def worker_pids(self) -> list[int]:
         pool = self._pool

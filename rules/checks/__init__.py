@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator import llamafactory_rules
 from estimator.llamafactory_rules import Rejection
 from estimator.source import YamlDocument, parse_yaml
+from estimator.versions import LATEST_RELEASE
 from rules.report import Finding, Severity
 
 if TYPE_CHECKING:  # only for annotations: rules run on the YAML alone when no plan could be built
@@ -45,6 +46,7 @@ class RuleContext:
     deepspeed_error: str | None = None
     deepspeed_stage: int | None = None  # ZeRO stage from the DeepSpeed JSON when there is no plan
     max_positions: int | None = None  # the model's max_position_embeddings, once the model is known
+    llamafactory_version: str = LATEST_RELEASE  # the policy's `llamafactory:` (the plan's when there is one)
 
     @classmethod
     def from_yaml(cls, text: str, path: str, *, base_text: str | None = None, **kwargs: Any) -> RuleContext:
@@ -109,10 +111,17 @@ class RuleContext:
             return int(stage) if isinstance(stage, int) else 0
         return 3 if _ZERO3_NAME.search(str(value)[:300]) else 0
 
+    @property
+    def llamafactory(self) -> str:
+        """The LLaMA-Factory version the config is checked against."""
+        return self.plan.versions.llamafactory if self.plan is not None else self.llamafactory_version
+
     @cached_property
     def rejections(self) -> list[Rejection]:
         """Every combination LLaMA-Factory rejects in this config (estimator/llamafactory_rules.py)."""
-        return llamafactory_rules.rejections(self.raw, self.zero_stage, self.world_size)
+        fsdp_loading = self.plan.fsdp_loading if self.plan is not None else False
+        return llamafactory_rules.rejections(self.raw, self.zero_stage, self.world_size, version=self.llamafactory,
+                                             fsdp_loading=fsdp_loading)
 
     def finding(self, rule: str, severity: Severity, message: str, key: str | None) -> Finding:
         return Finding(rule=rule, severity=severity, message=message,

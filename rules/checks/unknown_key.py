@@ -1,4 +1,4 @@
-"""A key LLaMA-Factory v0.9.5 does not accept (its parser stops on it), with a did-you-mean."""
+"""A key the checked LLaMA-Factory version does not accept (its parser stops on it), with a did-you-mean."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 
+from estimator.llamafactory_rules import MEGATRON_KEYS
+from estimator.plan import V1_KEYS
 from rules.checks import RuleContext
 from rules.report import Finding, Severity
 
@@ -16,10 +18,10 @@ SEVERITY: Severity = "error"
 
 _V4_ONLY = "Seq2SeqTrainingArguments (transformers 4.x only, removed in 5.x)"
 _V5_ONLY = "Seq2SeqTrainingArguments (transformers 5.x only)"
-# Keys of mcore_adapter's arguments (USE_MCA=1, LLaMA-Factory's examples/megatron): such configs
-# are parsed by another class, so the key list below does not apply to them.
-_MEGATRON_KEYS = frozenset({"tensor_model_parallel_size", "pipeline_model_parallel_size",
-                            "expert_model_parallel_size", "sequence_parallel", "use_distributed_optimizer"})
+# Keys of mcore_adapter's arguments (USE_MCA=1, LLaMA-Factory's examples/megatron) and of the v1 schema
+# (USE_V1=1): such configs are parsed by other classes, so the key list below does not apply to them; the
+# estimate reports them as not modelled.
+_OTHER_SCHEMAS = MEGATRON_KEYS | V1_KEYS
 
 
 @cache
@@ -30,13 +32,19 @@ def accepted_keys() -> dict[str, str]:
 
 
 def check(ctx: RuleContext) -> Iterator[Finding]:
-    if _MEGATRON_KEYS & set(ctx.raw):
+    if _OTHER_SCHEMAS & set(ctx.raw):
         return
     keys = accepted_keys()
+    version = ctx.llamafactory
     for key in ctx.raw:
         group = keys.get(str(key))
-        if group == _V4_ONLY:
-            yield ctx.finding(ID, "warning", f"'{key}' was removed in transformers 5; LLaMA-Factory v0.9.5 "
+        if group is not None and group.endswith("main only)"):
+            if version != "main":
+                yield ctx.finding(ID, SEVERITY, f"'{key}' is a LLaMA-Factory main key: {version} stops with "
+                                  "\"Some keys are not used by the HfArgumentParser\" (set llamafactory: main in the "
+                                  "policy if you run main)", str(key))
+        elif group == _V4_ONLY:
+            yield ctx.finding(ID, "warning", f"'{key}' was removed in transformers 5; LLaMA-Factory {version} "
                               "rejects it when installed with transformers 5.x", str(key))
         elif group == _V5_ONLY:
             yield ctx.finding(ID, "warning", f"'{key}' needs transformers 5; with transformers 4.x "

@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from estimator.errors import InputError, did_you_mean
 from estimator.source import KeyPath, YamlDocument, describe, parse_yaml
+from estimator.versions import (
+    DEFAULT_TRANSFORMERS,
+    LATEST_RELEASE,
+    Versions,
+    parse_llamafactory_version,
+    parse_transformers_major,
+)
 from rules.gpus import GPU, custom_gpu, match_gpu
 from rules.policy import globs
 from rules.policy.models import LocalModel, config_path, read_models
@@ -71,6 +78,9 @@ class PolicySpec(BaseModel):
     fail_on: FailOnWord | list[FailOnWord] = "no-fit"
     fail_above: float | None = None
     models: dict[str, str] | None = None  # model_name_or_path → config.json (or folder) in the repository
+    llamafactory: str | float = LATEST_RELEASE  # the LLaMA-Factory version the configs run on (0.9.5 or main)
+    transformers: str | int = DEFAULT_TRANSFORMERS  # its transformers major (MoE experts: 4 vs 5)
+    launchers: dict[str, str] | None = None  # path glob → accelerate config the matching configs launch with
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,16 @@ class Policy:
         """The `models:` entry for a model_name_or_path (matched case-insensitively, as Hub ids are), if any."""
         wanted = model_id.strip().rstrip("/").lower()
         return next((entry for entry in self.models if entry.model_id.lower() == wanted), None)
+
+    versions: Versions = field(default_factory=Versions)
+    launchers: tuple[tuple[str, str], ...] = ()  # (glob, accelerate config path), first match wins
+
+    def launcher_for(self, path: str) -> str | None:
+        """The accelerate config the policy names for a config path (its first matching glob)."""
+        for pattern, launcher in self.launchers:
+            if globs.matches((pattern,), path):
+                return launcher
+        return None
 
     @property
     def only_training_configs(self) -> bool:
@@ -236,9 +256,22 @@ def _build_policy(spec: PolicySpec, lines: Mapping[KeyPath, int], path: str) -> 
         fail_on = failing_verdicts(spec.fail_on)
     except ValueError as error:
         raise InputError(str(error), file=path, line=lines.get(("fail_on",))) from None
+    try:
+        versions = Versions(llamafactory=parse_llamafactory_version(spec.llamafactory),
+                            transformers=parse_transformers_major(spec.transformers))
+    except ValueError as error:
+        key = "llamafactory" if "llamafactory" in str(error) else "transformers"
+        raise InputError(str(error), file=path, line=lines.get((key,))) from None
+    launchers = []
+    for pattern, launcher in (spec.launchers or {}).items():
+        if not pattern.strip() or not launcher.strip():
+            raise InputError("launchers maps a path glob to an accelerate config path; both must be non-empty",
+                             file=path, line=lines.get(("launchers", pattern), lines.get(("launchers",))))
+        launchers.append((pattern, launcher.strip()))
     return Policy(paths=paths, pools=tuple(pools), default_pool=default_pool, headroom=spec.headroom,
                   fail_on=fail_on, fail_above=spec.fail_above, path=path, from_file=True,
-                  notes=tuple(notes), models=_build_models(spec.models or {}, lines, path))
+                  notes=tuple(notes), models=_build_models(spec.models or {}, lines, path),
+                  versions=versions, launchers=tuple(launchers))
 
 
 def _build_models(written: Mapping[str, str], lines: Mapping[KeyPath, int], path: str) -> tuple[LocalModel, ...]:

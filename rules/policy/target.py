@@ -1,6 +1,7 @@
 """The target a training YAML names for itself in a comment: `# vram-check: pool=dev gpus=2`.
 
-Also `gpu=NAME` (a catalog GPU instead of a pool) and `nodes=N`. At most one such comment per file.
+Also `gpu=NAME` (a catalog GPU instead of a pool), `nodes=N` and `launcher=PATH` (the accelerate config the
+file is launched with, e.g. examples/accelerate/fsdp_config.yaml). At most one such comment per file.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ class Target:
     gpus: int | None = None  # GPUs per node
     nodes: int | None = None
     line: int | None = None
+    launcher: str | None = None  # launcher=PATH: the accelerate config the config is launched with
 
 
 _TARGET_COMMENT = re.compile(r"(?:^|\s)#\s*vram-check\s*:(?P<body>.*)$")
-_TARGET_KEYS = ("pool", "gpu", "gpus", "nodes")
+_TARGET_KEYS = ("pool", "gpu", "gpus", "nodes", "launcher")
 
 
 def parse_target_comment(text: str, path: str | None = None) -> Target | None:
@@ -46,7 +48,7 @@ def _parse_target(body: str, path: str | None, line: int) -> Target:
     for item in body.split():
         key, sep, value = item.partition("=")
         if not sep or not value:
-            raise InputError("'# vram-check:' expects key=value pairs (pool=, gpu=, gpus=, nodes=), "
+            raise InputError("'# vram-check:' expects key=value pairs (pool=, gpu=, gpus=, nodes=, launcher=), "
                              f"got '{item}'", file=path, line=line)
         if key not in _TARGET_KEYS:
             hint = did_you_mean(key, list(_TARGET_KEYS))
@@ -65,7 +67,7 @@ def _parse_target(body: str, path: str | None, line: int) -> Target:
         except InputError as error:
             raise InputError(error.message, file=path, line=line) from None
     return Target(pool=values.get("pool"), gpu=gpu, gpus=_count(values, "gpus", path, line),
-                  nodes=_count(values, "nodes", path, line), line=line)
+                  nodes=_count(values, "nodes", path, line), line=line, launcher=values.get("launcher"))
 
 
 def _count(values: dict[str, str], key: str, path: str | None, line: int) -> int | None:

@@ -16,7 +16,7 @@ from estimator.hub import Resolver
 from estimator.memory import World, estimate
 from estimator.model import ModelSpec
 from estimator.plan import TrainingPlan, plan_from_document
-from estimator.source import YamlDocument
+from estimator.source import YamlDocument, clip, describe
 from estimator.suggest import suggest
 from estimator.units import gib
 from rules.checks import RuleContext, run_rules
@@ -187,4 +187,8 @@ def _base_delta(base_document: YamlDocument, base: ParsedFiles, resolver: Resolv
 
 
 def _show(value: object) -> str:
-    return "(unset)" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return clip(str(value), 60) if isinstance(value, str | int | float) else describe(value)

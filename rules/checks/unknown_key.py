@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 
+from estimator.source import describe
 from rules.checks import RuleContext
 from rules.report import Finding, Severity
 
@@ -36,13 +37,13 @@ def check(ctx: RuleContext) -> Iterator[Finding]:
     for key in ctx.raw:
         group = keys.get(str(key))
         if group == _V4_ONLY:
-            yield ctx.finding(ID, "warning", f"'{key}' was removed in transformers 5; LLaMA-Factory v0.9.5 "
+            yield ctx.finding(ID, "warning", f"{describe(key)} was removed in transformers 5; LLaMA-Factory v0.9.5 "
                               "rejects it when installed with transformers 5.x", str(key))
         elif group == _V5_ONLY:
-            yield ctx.finding(ID, "warning", f"'{key}' needs transformers 5; with transformers 4.x "
+            yield ctx.finding(ID, "warning", f"{describe(key)} needs transformers 5; with transformers 4.x "
                               "LLaMA-Factory rejects it", str(key))
         elif group is None:
             close = difflib.get_close_matches(str(key), list(keys), n=1, cutoff=0.75)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            yield ctx.finding(ID, SEVERITY, f"unknown key '{key}'{hint}: LLaMA-Factory stops with "
+            yield ctx.finding(ID, SEVERITY, f"unknown key {describe(key)}{hint}: LLaMA-Factory stops with "
                               "\"Some keys are not used by the HfArgumentParser\"", str(key))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.github_adapter import ChangedFile, GitHubUnavailable, PullRequestGateway
+from bot.render import escape
 from bot.render.markdown import MARKER, RenderContext, merged_edits, render_markdown
 from bot.sticky_comment import upsert_summary
 from bot.webhooks.jobs import CheckJob, JobOutcome
@@ -53,7 +54,7 @@ class CheckResult:
 
     report: RunReport | None
     body: str | None
-    comment: str  # created | edited | unchanged | none
+    comment: str  # created | edited | unchanged | none | failed (GitHub refused it; the status still went out)
     conclusion: Conclusion
     inline: frozenset[tuple[str, int, str]] = field(default_factory=frozenset)
 
@@ -92,7 +93,7 @@ def inline_suggestions(report: RunReport, changed: list[ChangedFile]) -> list[di
                 continue
             fp = fingerprint(edit.file, edit.line, edit.new)
             ticks = "`" * max(3, longest_backtick_run(edit.new) + 1)
-            why = best.why.strip().rstrip(".")
+            why = escape.text(best.why.strip().rstrip("."))
             body = (f"{SUGGESTION_MARK.format(fp)}\n**vram-check:** {why}. With this change: "
                     f"{gib(best.peak_bytes)} per GPU ({best.verdict}).\n{ticks}suggestion\n{edit.new}\n{ticks}")
             comments.append({"path": edit.file, "line": edit.line, "side": "RIGHT", "body": body,
@@ -156,9 +157,8 @@ def check_pull_request(gateway: PullRequestGateway, resolver: Resolver, env: Job
     head = ParsedFiles(gateway.files_at(info.head_sha))
     paths = select_configs([f.path for f in changed if f.status != "removed"], policy, head)
     if not paths:
-        existing = gateway.find_comment(MARKER) if publish else None
-        if existing is not None and existing.body.strip() != NO_CONFIG_BODY.strip():
-            gateway.edit_comment(existing.id, NO_CONFIG_BODY)
+        if publish:
+            _summary_no_config(gateway)
         if publish:
             publish_conclusion(gateway, env, info.head_sha, "skipped" if env.app_auth else "success",
                                "no training config changed", "No training config changed.", None)
@@ -166,7 +166,7 @@ def check_pull_request(gateway: PullRequestGateway, resolver: Resolver, env: Job
     report = check_configs(paths, head, policy, resolver, base, CheckOptions(target=target))
     notes: list[str] = []
     if policy_error is not None:
-        notes.append(f"⛔ The policy file could not be used, so the defaults were: {policy_error}")
+        notes.append(f"⛔ The policy file could not be used, so the defaults were: {escape.text(policy_error)}")
     if cut:
         notes.append(f"This pull request changes more files than vram-check reads "
                      f"({gateway.max_files}); configs beyond that were not checked.")
@@ -177,13 +177,29 @@ def check_pull_request(gateway: PullRequestGateway, resolver: Resolver, env: Job
     conclusion, description = conclusion_for(judge(report, policy), report, policy_error)
     if not publish:
         return CheckResult(report, body, "none", conclusion)
-    comment, url = upsert_summary(gateway, body)
+    comment: str
+    url: str | None
+    try:
+        comment, url = upsert_summary(gateway, body)
+    except GitHubUnavailable as error:  # e.g. a locked conversation: the check run / status still says it
+        log.warning("summary comment not written on %s#%d: %s", gateway.full_name, gateway.number, error)
+        comment, url = "failed", None
     try:
         post_review(gateway, info.head_sha, suggestions)
     except GitHubUnavailable as error:  # e.g. a line GitHub would not accept: the summary still has the diff
         log.warning("review not posted on %s#%d: %s", gateway.full_name, gateway.number, error)
     publish_conclusion(gateway, env, info.head_sha, conclusion, description, body, url)
     return CheckResult(report, body, comment, conclusion, inline)
+
+
+def _summary_no_config(gateway: PullRequestGateway) -> None:
+    """Turn an earlier summary into "nothing to check"; a refusal is logged and the status still goes out."""
+    try:
+        existing = gateway.find_comment(MARKER)
+        if existing is not None and existing.body.strip() != NO_CONFIG_BODY.strip():
+            gateway.edit_comment(existing.id, NO_CONFIG_BODY)
+    except GitHubUnavailable as error:
+        log.warning("summary comment not updated on %s#%d: %s", gateway.full_name, gateway.number, error)
 
 
 def failure_stages(report: RunReport | None) -> list[str]:
@@ -194,5 +210,7 @@ def failure_stages(report: RunReport | None) -> list[str]:
 
 def run_check(gateway: PullRequestGateway, resolver: Resolver, env: JobEnvironment, job: CheckJob) -> JobOutcome:
     result = check_pull_request(gateway, resolver, env)
-    outcome = {"created": "commented", "edited": "edited", "unchanged": "unchanged", "none": "no-config"}
-    return JobOutcome(kind=job.kind, outcome=outcome[result.comment], failures=failure_stages(result.report))
+    outcome = {"created": "commented", "edited": "edited", "unchanged": "unchanged", "none": "no-config",
+               "failed": "comment-refused"}
+    failures = failure_stages(result.report) + (["comment"] if result.comment == "failed" else [])
+    return JobOutcome(kind=job.kind, outcome=outcome[result.comment], failures=failures)

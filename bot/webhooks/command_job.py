@@ -1,7 +1,10 @@
-"""`/vram-check` commands, run in a worker: authorise (write access, failing closed), react 👀, act.
+"""`/vram-check` commands, run in a worker: authorise (write access, failing closed), then parse, react 👀, act.
 
+The job carries the comment as typed; nothing of it is parsed before the author's permission is known
+(bot.slash.parse_command is linear and bounded, but a diagnose log is still work a stranger must not cause).
 A re-run updates the sticky summary; a what-if, `explain` and `diagnose` answer in a reply comment (marked
-`<!-- vram-check:reply -->`, so it is never mistaken for the summary).
+`<!-- vram-check:reply -->`, so it is never mistaken for the summary). Values from the comment are escaped
+where the reply quotes them (bot.render.escape).
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import logging
 
 from bot.github_adapter import GitHubUnavailable, PullRequestGateway
+from bot.render import escape
 from bot.render.diagnose import render_markdown as render_diagnosis
 from bot.render.markdown import RenderContext, render_markdown
-from bot.slash import HELP_MARKER, SlashCommand, help_reply, refusal_reply
+from bot.slash import HELP_MARKER, SlashCommand, help_reply, parse_command, refusal_reply
 from bot.webhooks.check_job import JobEnvironment, check_pull_request, failure_stages
 from bot.webhooks.jobs import CommandJob, JobOutcome
 from estimator.errors import InputError
@@ -29,6 +33,7 @@ def what_if_target(command: SlashCommand) -> Target:
 
 
 def what_if_title(command: SlashCommand) -> str:
+    """Plain text (the renderer escapes it)."""
     options = [f"{key}={value}" for key, value in
                (("pool", command.pool), ("gpu", command.gpu), ("gpus", command.gpus), ("nodes", command.nodes))
                if value is not None]
@@ -45,16 +50,18 @@ def _diagnose(log_text: str) -> str:
     try:
         markdown = render_diagnosis(diagnose_text(log_text))
     except InputError as error:
-        return f"{HELP_MARKER}\n{error}"
+        return f"{HELP_MARKER}\n{escape.text(error)}"
     return f"{HELP_MARKER}\n{markdown[:60_000]}"
 
 
 def run_command(gateway: PullRequestGateway, resolver: Resolver, env: JobEnvironment, job: CommandJob) -> JobOutcome:
-    command = job.command
     if not gateway.may_write(job.login):
         log.info("refused /vram-check from %s on %s#%d (no write access)", job.login, job.pr.repo, job.pr.number)
         gateway.create_comment(refusal_reply(job.login))
         return JobOutcome(kind=job.kind, outcome="refused")
+    command = parse_command(job.body)
+    if command is None:  # the handler queued it for its /vram-check line, so this does not happen
+        return JobOutcome(kind=job.kind, outcome="not-a-command")
     try:
         gateway.react(job.comment_id, "eyes")
     except GitHubUnavailable:  # the reaction is a courtesy; the command still runs
@@ -72,7 +79,7 @@ def run_command(gateway: PullRequestGateway, resolver: Resolver, env: JobEnviron
         try:
             target = what_if_target(command)
         except InputError as error:
-            gateway.create_comment(f"{HELP_MARKER}\n{error}\n\n" + help_reply(command).partition("\n")[2])
+            gateway.create_comment(f"{HELP_MARKER}\n{escape.text(error)}\n\n" + help_reply(command).partition("\n")[2])
             return JobOutcome(kind=job.kind, outcome="bad-command")
         result = check_pull_request(gateway, resolver, env, target=target,
                                     title=what_if_title(command), publish=False)
@@ -85,9 +92,9 @@ def run_command(gateway: PullRequestGateway, resolver: Resolver, env: JobEnviron
     if command.action == "explain":
         paths = [c.path for c in result.report.configs]
         if command.config not in paths:
-            listed = ", ".join(f"`{p}`" for p in paths)
-            gateway.create_comment(f"{HELP_MARKER}\n`{command.config}` is not a training config this pull "
-                                   f"request changes. Changed configs: {listed}.")
+            listed = ", ".join(escape.code(p) for p in paths)
+            gateway.create_comment(f"{HELP_MARKER}\n{escape.code(command.config)} is not a training config this "
+                                   f"pull request changes. Changed configs: {listed}.")
             return JobOutcome(kind=job.kind, outcome="bad-command")
         body = render_markdown(result.report, context=RenderContext(only=command.config, footer=False))
         gateway.create_comment(_reply_marker(body))

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from bot.github_adapter import CallCounter, GitHubClients, GitHubUnavailable, PullRequestGateway
 from bot.settings import Settings
@@ -28,6 +27,7 @@ from bot.webhooks.jobs import CheckJob, CommandJob, Job, JobOutcome
 from estimator.errors import ModelNotFound
 from estimator.hub import ModelResolver, Resolver
 from estimator.model import ModelSpec
+from estimator.source import describe
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,9 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 class CountingResolver:
     """Wraps estimator.hub.ModelResolver for the service: counts resolutions for the metrics, and accepts
-    Hub model ids only — a pull request must not make the service read files on its own disk."""
+    Hub model ids only — a pull request must not make the service read files on its own disk, nor learn
+    what is there: a reference that is not a Hub id gets one message, whatever exists on the service's
+    disk, and a Hub-shaped one goes to the catalog and the Hub only (ModelResolver(hub_ids_only=True))."""
 
     def __init__(self, inner: Resolver) -> None:
         self._inner = inner
@@ -101,10 +103,10 @@ class CountingResolver:
 
     def resolve(self, ref: str) -> ModelSpec:
         ref = ref.strip()
-        if not HUB_ID.match(ref) or ".." in ref or ref.endswith(".json") or Path(ref).expanduser().exists():
+        if not HUB_ID.match(ref) or ".." in ref or ref.endswith(".json"):
             self.counts["rejected"] += 1
-            raise ModelNotFound(f"'{ref}' is not a Hugging Face Hub model id; the GitHub App resolves Hub ids "
-                                "(org/name) only, not paths")
+            raise ModelNotFound(f"{describe(ref)} is not a Hugging Face Hub model id; the GitHub App resolves "
+                                "Hub ids (org/name) only, not paths")
         try:
             spec = self._inner.resolve(ref)
         except Exception:
@@ -120,7 +122,7 @@ def _resolver(context: WorkerContext) -> ModelResolver:
         context.resolver = ModelResolver(
             endpoint=settings.hf_endpoint,
             token=settings.hf_token.get_secret_value() if settings.hf_token else None,
-            cache_dir=settings.hf_cache_dir)
+            cache_dir=settings.hf_cache_dir, hub_ids_only=True)
     return context.resolver
 
 

@@ -30,6 +30,7 @@ from bot.local import (
     changed_since,
     discover,
     git_root,
+    model_files,
     read_local_policy,
     repo_root_for,
     resolver_from_env,
@@ -41,7 +42,7 @@ from bot.sticky_comment import upsert_summary
 from estimator.errors import InputError
 from estimator.units import gib
 from rules.gate import GateResult, judge
-from rules.pipeline import check_configs
+from rules.pipeline import CheckOptions, check_configs
 from rules.policy import FAIL_ON_WORDS, POLICY_PATH, Policy, failing_verdicts, read_policy
 from rules.report import RunReport
 from rules.sources import ParsedFiles, WorkingTree
@@ -66,6 +67,7 @@ class ActionInputs:
     changed_only: bool
     report_path: Path
     token: str | None
+    models: tuple[str, ...] = ()  # `model` input: ID=PATH entries, one per line or space-separated
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionInputs:
@@ -94,7 +96,8 @@ class ActionInputs:
                    comment=comment in TRUE, fail_on=fail_on,
                    changed_only=changed_only in TRUE,
                    report_path=Path(report) if report else default_report,
-                   token=text("GITHUB-TOKEN") or text("GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or None)
+                   token=text("GITHUB-TOKEN") or text("GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or None,
+                   models=tuple(text("MODEL").split()))
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,8 @@ def run(env: Mapping[str, str]) -> int:
             notes.append(f"No training configs changed since `{base[:12]}`: nothing to check.")
     elif not configs:
         notes.append("No training configs matched the policy's paths: nothing to check.")
-    report = check_configs(configs, head, policy, resolver_from_env(env), base_files)
+    options = CheckOptions(model_files=model_files(inputs.models))
+    report = check_configs(configs, head, policy, resolver_from_env(env), base_files, options)
     gate = judge(report, policy)
     inputs.report_path.parent.mkdir(parents=True, exist_ok=True)
     inputs.report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -15,7 +15,7 @@ from types import ModuleType
 from bot.render.escape import terminal
 from estimator.errors import InputError
 
-COMMAND_MODULES = ("estimate", "check", "diagnose", "serve")
+COMMAND_MODULES = ("estimate", "check", "diagnose", "models", "serve")
 EXIT_USAGE = 2
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TextIO
 
 from estimator.errors import InputError
-from estimator.hub import ModelResolver
+from estimator.hub import ModelResolver, is_local_reference
 from estimator.source import decode_bounded, read_bounded
 from rules.discovery import select_configs
 from rules.gpus import find_gpu
-from rules.policy import POLICY_PATH, Policy, Target, load_policy, read_policy
+from rules.policy import POLICY_PATH, Policy, Target, load_policy, read_models, read_policy
 from rules.policy.target import MAX_GPUS_PER_NODE, MAX_NODES
 from rules.sources import ParsedFiles, WorkingTree
 
@@ -55,7 +56,7 @@ def read_local_policy(root: Path, explicit: str | None) -> Policy:
         path = Path(explicit)
         if not path.is_file():
             raise InputError("policy file not found", file=explicit)
-        return load_policy(read_bounded(path), str(path))
+        return read_models(load_policy(read_bounded(path), str(path)), WorkingTree(root))
     return read_policy(WorkingTree(root))
 
 
@@ -147,7 +148,43 @@ def cli_target(policy: Policy, gpu: str | None, gpus: int | None, nodes: int | N
 
 def resolver_from_env(env: Mapping[str, str] | None = None) -> ModelResolver:
     """The model resolver the CLI and the Action use: HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE from `env`
-    (default: the process environment)."""
+    (default: the process environment). huggingface_hub's own warnings and progress bars are silenced: the
+    report says once, per config, what could not be fetched and why."""
     env = os.environ if env is None else env
     offline = env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    return ModelResolver(endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None, offline=offline)
+    return ModelResolver(endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None, offline=offline,
+                         quiet=True)
+
+
+def model_files(written: Iterable[str]) -> dict[str, str]:
+    """`--model ID=PATH` values (the Action's `model` input, one per line or space-separated) as {ID: PATH}; ID
+    is a model_name_or_path as the configs write it (a Hub id, or a path on the training machines)."""
+    found: dict[str, str] = {}
+    for item in written:
+        model_id, sep, path = item.strip().partition("=")
+        model_id, path = model_id.strip(), path.strip()
+        if not sep or not model_id or not path:
+            raise InputError(f"--model takes ID=PATH (a Hub id and a local config.json or model folder), "
+                             f"got '{item.strip()}'")
+        if not Path(path).expanduser().exists():
+            raise InputError(f"--model {item.strip()}: '{path}' not found")
+        found[model_id] = path if is_local_reference(path) else f"./{path}"
+    return found
+
+
+def progress_line(stream: TextIO) -> Callable[[int, int], None] | None:
+    """"checked 12/56 configs" rewritten in place on `stream` while a long check runs; nothing when the
+    stream is not a terminal (CI logs, pipes) or the run is short."""
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total < PROGRESS_MIN_CONFIGS:
+            return
+        stream.write(f"\rvram-check: checked {done}/{total} configs" + ("\n" if done == total else ""))
+        stream.flush()
+
+    return show
+
+
+PROGRESS_MIN_CONFIGS = 5  # fewer configs finish before a progress line would help

@@ -37,6 +37,9 @@ class Settings(BaseModel):
     hf_endpoint: str | None = None
     hf_token: SecretStr | None = None
     hf_cache_dir: Path | None = None
+    # A failed model lookup (not found, gated, Hub unreachable or down) is remembered this long, so a burst of
+    # pull requests asks the Hub once per model; after it the Hub is asked again.
+    hub_failure_ttl_s: float = Field(default=60.0, ge=0)
     # Bounds (the issue: payload size, files per pull request, file sizes are bounded).
     max_payload_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_files_per_pr: int = Field(default=300, gt=0)
@@ -103,6 +106,7 @@ class Settings(BaseModel):
             "hf_endpoint": "HF_ENDPOINT",
             "hf_token": "HF_TOKEN",
             "hf_cache_dir": "VRAM_CHECK_HF_CACHE",
+            "hub_failure_ttl_s": "VRAM_CHECK_HUB_FAILURE_TTL_S",
             "max_payload_bytes": "VRAM_CHECK_MAX_PAYLOAD_BYTES",
             "max_files_per_pr": "VRAM_CHECK_MAX_FILES",
             "max_file_bytes": "VRAM_CHECK_MAX_FILE_BYTES",

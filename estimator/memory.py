@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 from estimator import activations as act
 from estimator.constants import (
     CUBLAS_WORKSPACE_BYTES,
-    CUDA_CONTEXT_BYTES,
     DTYPE_BYTES,
     INT8_BYTES_PER_PARAM,
-    NCCL_BUFFER_BYTES,
     NF4_BYTES_PER_PARAM,
-    RESERVED_FLOOR_BYTES,
-    RESERVED_FRACTION,
 )
 from estimator.errors import InputError
 from estimator.model import ModelSpec
 from estimator.plan import TrainingPlan
+from estimator.runtime import runtime, setup_class
 from estimator.trainable import Trainable, decoder_linears, trainable
 
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "logits", "buffers")
@@ -53,13 +50,24 @@ class Estimate:
     phases: dict[str, int]  # allocated bytes per phase
     overhead_bytes: int  # CUDA context + NCCL, outside the caching allocator
     trainable_params: int
+    peak_range_bytes: tuple[int, int] = (0, 0)  # where ~90 % of real nvidia-smi peaks fall (estimator/runtime.py)
+    band: str = ""  # the band's basis, for reports
     assumptions: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def peak_low_bytes(self) -> int:
+        return self.peak_range_bytes[0]
+
+    @property
+    def peak_high_bytes(self) -> int:
+        return self.peak_range_bytes[1]
 
     def to_json(self) -> dict[str, object]:
         components: dict[str, int] = dict(self.components)
         components["overhead"] = self.overhead_bytes
         return {"components": components, "allocated_bytes": self.allocated_bytes,
                 "reserved_bytes": self.reserved_bytes, "peak_bytes": self.peak_bytes,
+                "peak_range_bytes": list(self.peak_range_bytes), "band": self.band,
                 "peak_phase": self.peak_phase, "phases": dict(self.phases)}
 
 
@@ -363,13 +371,17 @@ def estimate(model: ModelSpec, plan: TrainingPlan, world: World) -> Estimate:
     totals = {name: sum(parts.values()) for name, parts in phases.items()}
     peak_phase = max(totals, key=lambda name: totals[name])
     allocated = totals[peak_phase]
-    reserved = allocated + max(RESERVED_FLOOR_BYTES, int(RESERVED_FRACTION * allocated))
-    overhead = CUDA_CONTEXT_BYTES + (NCCL_BUFFER_BYTES if world.world_size > 1 else 0)
+    setup = setup_class(world_size=world.world_size, zero_stage=plan.zero_stage, finetuning_type=plan.finetuning_type,
+                        quantized=plan.quantization_bit is not None or model.quantization is not None)
     components = {name: phases[peak_phase].get(name, 0) for name in COMPONENTS}
+    states = components["weights"] + components["gradients"] + components["optimizer"]
+    device = runtime(allocated, fixed_shapes=plan.packing, world_size=world.world_size, setup=setup,
+                     states_bytes=states)
     return Estimate(
-        components=components, allocated_bytes=allocated, reserved_bytes=reserved,
-        peak_bytes=reserved + overhead, peak_phase=peak_phase, phases=totals, overhead_bytes=overhead,
-        trainable_params=t.params, assumptions=_assumptions(model, plan, world, t),
+        components=components, allocated_bytes=allocated, reserved_bytes=device.reserved_bytes,
+        peak_bytes=device.peak_bytes, peak_phase=peak_phase, phases=totals, overhead_bytes=device.overhead_bytes,
+        trainable_params=t.params, peak_range_bytes=(device.low_bytes, device.high_bytes),
+        band=device.band.describe(), assumptions=_assumptions(model, plan, world, t),
     )
 
 

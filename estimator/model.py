@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from estimator.errors import UnsupportedArchitecture
+from estimator.source import clip, describe
 
 PARTS = ("embeddings", "lm_head", "attention", "mlp", "experts", "router", "shared_experts", "norms",
          "vision", "other")
@@ -49,8 +50,9 @@ class ModelSpec:
     attention_softcapping: bool = False  # Gemma-2: tanh soft-capping of attention scores (attn_logit_softcapping)
     checkpoint_dtype: str = "bfloat16"
     quantization: str | None = None  # e.g. "gptq-4bit" for a pre-quantized checkpoint
+    max_positions: int | None = None  # max_position_embeddings (or the family's name for it), None if not given
     parts: Mapping[str, int] = field(default_factory=dict)
-    source: str = "config.json"
+    source: str = "config.json"  # where the config.json came from (catalog file, Hub, a local path, policy models:)
 
     @property
     def total_params(self) -> int:
@@ -94,7 +96,7 @@ class ConfigFields:
         value = self.get(*names)
         if value is None:
             raise UnsupportedArchitecture(
-                f"config.json of '{self.model_id}' has no '{names[0]}'"
+                f"config.json of '{clip(self.model_id, 200)}' has no '{names[0]}'"
                 + (f" (nor {', '.join(names[1:])})" if len(names) > 1 else "")
                 + ": cannot count parameters"
             )
@@ -159,13 +161,16 @@ def _llama_like(c: ConfigFields, *, family: str, tie_default: bool) -> ModelSpec
     n.add("lm_head", 0 if tie else vocab * h)  # lm_head, shared with embed_tokens when tied
     n.add("norms", h)  # final norm
 
-    # attention: q, k, v, o (modeling_llama.LlamaAttention); qwen2: bias on q/k/v only
-    qkv_bias = family == "qwen2" or bool(c.get("attention_bias", "bias", default=False))
-    o_bias = family != "qwen2" and bool(c.get("attention_bias", "bias", default=False))
+    # attention: q, k, v, o (modeling_llama.LlamaAttention); qwen2 and qwen2_moe: bias on q/k/v only
+    # (modeling_qwen2.Qwen2Attention, modeling_qwen2_moe.Qwen2MoeAttention: q/k/v bias=True, o_proj bias=False)
+    qwen2_bias = family in ("qwen2", "qwen2_moe")
+    qkv_bias = qwen2_bias or bool(c.get("attention_bias", "bias", default=False))
+    o_bias = not qwen2_bias and bool(c.get("attention_bias", "bias", default=False))
     attn = _linear(h, q_dim, qkv_bias) + 2 * _linear(h, kv_dim, qkv_bias) + _linear(q_dim, h, o_bias)
-    if family in ("qwen3", "qwen3_moe"):
-        attn += 2 * hd  # q_norm, k_norm (modeling_qwen3.Qwen3Attention)
-    norms_per_layer = 4 * h if family == "gemma2" else 2 * h  # gemma2: pre/post attn + pre/post ffn norms
+    if family in ("qwen3", "qwen3_moe", "gemma3_text"):
+        attn += 2 * hd  # q_norm, k_norm (modeling_qwen3.Qwen3Attention, modeling_gemma3.Gemma3Attention)
+    # gemma2/gemma3: pre/post attention + pre/post feed-forward norms (modeling_gemma3.Gemma3DecoderLayer)
+    norms_per_layer = 4 * h if family in ("gemma2", "gemma3_text") else 2 * h
     mlp_bias = bool(c.get("mlp_bias", default=False))
     dense_mlp = 3 * _linear(h, inter, mlp_bias) - (inter if mlp_bias else 0) + (h if mlp_bias else 0)
 
@@ -213,13 +218,20 @@ def _llama_like(c: ConfigFields, *, family: str, tie_default: bool) -> ModelSpec
         attention_softcapping=c.get("attn_logit_softcapping") is not None,
         experts=experts, experts_per_token=top_k, moe_intermediate=moe_inter,
         shared_expert_intermediate=shared_inter, dense_layers=dense_layers if experts else 0,
-        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts, max_positions=_positions(c),
     )
+
+
+def _positions(c: ConfigFields) -> int | None:
+    value = c.get("max_position_embeddings", "n_positions", "seq_length")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
 
 def _sliding_window(c: ConfigFields, family: str) -> int | None:
     """The window SDPA must mask for: Mistral-style configs set `sliding_window`; Qwen2-family configs carry
-    one too but only apply it with `use_sliding_window: true`."""
+    one too but only apply it with `use_sliding_window: true`. Gemma-3 interleaves windowed and full layers
+    (layer_types): the window is kept, so the windowed layers' larger SDPA footprint is assumed on every
+    layer (an over-estimate, never an under-estimate)."""
     window = c.get("sliding_window")
     if window is None or family == "gemma2" or c.get("use_sliding_window", default=True) is False:
         return None
@@ -268,7 +280,7 @@ def _deepseek(c: ConfigFields, family: str) -> ModelSpec:
         kv_dim=heads * qk_hd, experts=experts, experts_per_token=int(c.get("num_experts_per_tok", default=0)),
         moe_intermediate=moe_inter, shared_expert_intermediate=shared * moe_inter,
         dense_layers=dense_layers if experts else 0, kv_lora_rank=kv_lora, q_lora_rank=q_lora,
-        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts, max_positions=_positions(c),
     )
 
 
@@ -287,7 +299,7 @@ def _gpt2(c: ConfigFields) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type="gpt2", hidden=h, layers=layers, heads=heads, kv_heads=heads,
         head_dim=h // heads, intermediate=inner, vocab=vocab, tie_embeddings=True, q_dim=h, kv_dim=h,
-        gated_mlp=False, fused_qkv=True, checkpoint_dtype=_dtype(c), parts=n.parts,
+        gated_mlp=False, fused_qkv=True, checkpoint_dtype=_dtype(c), parts=n.parts, max_positions=_positions(c),
     )
 
 
@@ -311,7 +323,7 @@ def _phi(c: ConfigFields) -> ModelSpec:
     return ModelSpec(
         model_id=c.model_id, model_type="phi", hidden=h, layers=layers, heads=heads, kv_heads=kv, head_dim=hd,
         intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * hd, kv_dim=kv * hd, gated_mlp=False,
-        checkpoint_dtype=_dtype(c), parts=n.parts,
+        checkpoint_dtype=_dtype(c), parts=n.parts, max_positions=_positions(c),
     )
 
 
@@ -332,6 +344,7 @@ def _qwen1(c: ConfigFields) -> ModelSpec:
         model_id=c.model_id, model_type="qwen", hidden=h, layers=layers, heads=heads, kv_heads=heads,
         head_dim=h // heads, intermediate=ff, vocab=vocab, tie_embeddings=False, q_dim=h, kv_dim=h,
         fused_qkv=True, checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+        max_positions=_positions(c),
     )
 
 
@@ -356,8 +369,59 @@ def _chatglm(c: ConfigFields) -> ModelSpec:
         model_id=c.model_id, model_type="chatglm", hidden=h, layers=layers, heads=heads, kv_heads=groups,
         head_dim=kv_channels, intermediate=ffn, vocab=vocab, tie_embeddings=False, q_dim=heads * kv_channels,
         kv_dim=groups * kv_channels, fused_qkv=True, fused_gate_up=True, checkpoint_dtype=_dtype(c),
-        quantization=_quantization(c), parts=n.parts,
+        quantization=_quantization(c), parts=n.parts, max_positions=_positions(c),
     )
+
+
+def _with_defaults(raw: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A sub-config as transformers builds it: the file's keys over the config class's defaults (a key
+    written as null takes the default too, as the dataclass-style configs of transformers 5 do)."""
+    merged = dict(defaults)
+    merged.update({key: value for key, value in (raw or {}).items() if value is not None})
+    return merged
+
+
+# Config-class defaults, from transformers 5.24 `models/<family>/configuration_<family>.py` (class attributes).
+# A multimodal config.json often writes only what differs from them (gemma-3-4b-it's text_config has no
+# vocab_size, heads or head_dim; llava-1.5's text_config has no hidden_size), so the count needs them.
+_QWEN2_5_VL_VISION = {"depth": 32, "hidden_size": 3584, "intermediate_size": 3420, "in_channels": 3, "patch_size": 14,
+                      "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 3584}
+_QWEN3_VL_VISION = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "in_channels": 3, "patch_size": 16,
+                    "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 3584,
+                    "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24]}
+_QWEN3_5_VISION = {**_QWEN3_VL_VISION, "deepstack_visual_indexes": []}  # Qwen3.5 drops the deepstack mergers
+_QWEN3_VL_TEXT = {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+                  "num_attention_heads": 32, "head_dim": 128, "attention_bias": False}
+_QWEN3_VL_MOE_TEXT = {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24,
+                      "num_attention_heads": 16, "num_key_value_heads": 16, "decoder_sparse_step": 1,
+                      "moe_intermediate_size": 1408, "num_experts_per_tok": 4, "num_experts": 60,
+                      "attention_bias": False}
+_GEMMA3_TEXT = {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+                "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131072,
+                "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096}
+_SIGLIP_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+                  "num_channels": 3, "image_size": 224, "patch_size": 16, "vision_use_head": True}
+_LLAMA_TEXT = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+               "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False,
+               "attention_bias": False, "mlp_bias": False}
+# LlavaConfig.sub_configs_defaults: a CLIP vision tower of llava-1.5's shape when the file gives none
+_LLAVA_CLIP_VISION = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                      "num_attention_heads": 16, "num_channels": 3, "image_size": 336, "patch_size": 14}
+_CLIP_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+                "num_channels": 3, "image_size": 224, "patch_size": 32}
+_GPT_OSS = {"num_hidden_layers": 36, "num_local_experts": 128, "vocab_size": 201088, "hidden_size": 2880,
+            "intermediate_size": 2880, "head_dim": 64, "num_attention_heads": 64, "num_key_value_heads": 8,
+            "sliding_window": 128, "tie_word_embeddings": False, "max_position_embeddings": 131072,
+            "num_experts_per_tok": 4, "attention_bias": True}
+
+
+def _as_int(value: Any) -> int:
+    """An image or patch size: transformers accepts an int or a (height, width) pair; the towers here are square."""
+    if isinstance(value, list | tuple):
+        if len(set(value)) != 1:
+            raise UnsupportedArchitecture(f"non-square image/patch size {value!r} is not supported")
+        value = value[0]
+    return int(value)
 
 
 def _qwen2_vl_vision(vision: Mapping[str, Any]) -> int:
@@ -377,13 +441,170 @@ def _qwen2_vl_vision(vision: Mapping[str, Any]) -> int:
     return channels * temporal * patch * patch * e + depth * block + merger  # Conv3d without bias
 
 
+def _qwen2_5_vl_vision(raw: Mapping[str, Any]) -> int:
+    """Qwen2.5-VL vision tower (modeling_qwen2_5_vl): Conv3d patch embed without bias; blocks with RMSNorm
+    (weight only), qkv/proj with bias and a gated gate/up/down MLP with bias of width intermediate_size; the
+    PatchMerger: RMSNorm ln_q + two linears with bias, the second to out_hidden_size."""
+    v = _with_defaults(raw, _QWEN2_5_VL_VISION)
+    e, width, merge = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["spatial_merge_size"])
+    patch, temporal = _as_int(v["patch_size"]), _as_int(v["temporal_patch_size"])
+    block = (2 * e + _linear(e, 3 * e, True) + _linear(e, e, True)  # norm1, norm2, qkv, proj
+             + 2 * _linear(e, width, True) + _linear(width, e, True))  # gate_proj, up_proj, down_proj
+    merged = e * merge * merge
+    merger = e + _linear(merged, merged, True) + _linear(merged, int(v["out_hidden_size"]), True)
+    return int(v["in_channels"]) * temporal * patch * patch * e + int(v["depth"]) * block + merger
+
+
+def _qwen3_vl_vision(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> int:
+    """Qwen3-VL / Qwen3.5 vision tower (modeling_qwen3_vl.Qwen3VLVisionModel): Conv3d patch embed with bias,
+    a learned position embedding, blocks with LayerNorm and biased qkv/proj/fc1/fc2, the PatchMerger
+    (LayerNorm over the embed dim + two linears), and one more merger per deepstack index whose LayerNorm
+    spans the merged width (use_postshuffle_norm)."""
+    v = _with_defaults(raw, defaults)
+    e, width, merge = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["spatial_merge_size"])
+    patch, temporal = _as_int(v["patch_size"]), _as_int(v["temporal_patch_size"])
+    out = int(v["out_hidden_size"])
+    block = 4 * e + _linear(e, 3 * e, True) + _linear(e, e, True) + _linear(e, width, True) + _linear(width, e, True)
+    merged = e * merge * merge
+    mlp = _linear(merged, merged, True) + _linear(merged, out, True)
+    deepstack = len(v.get("deepstack_visual_indexes") or [])
+    patch_embed = int(v["in_channels"]) * temporal * patch * patch * e + e
+    positions = int(v["num_position_embeddings"]) * e
+    return patch_embed + positions + int(v["depth"]) * block + (2 * e + mlp) + deepstack * (2 * merged + mlp)
+
+
+def _clip_like_vision(v: Mapping[str, Any], *, class_token: bool, patch_bias: bool, pre_norm: bool) -> int:
+    """CLIP (modeling_clip.CLIPVisionTransformer) and SigLIP (modeling_siglip.SiglipVisionTransformer) towers:
+    Conv2d patch embedding, learned positions (+1 for CLIP's class token), encoder layers of biased q/k/v/out
+    and fc1/fc2 with two LayerNorms, a final LayerNorm (CLIP also a pre-LayerNorm)."""
+    e, width, layers = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["num_hidden_layers"])
+    patch = _as_int(v["patch_size"])
+    patches = (_as_int(v["image_size"]) // patch) ** 2
+    embeddings = int(v["num_channels"]) * patch * patch * e + (e if patch_bias else 0)
+    embeddings += (patches + 1) * e + e if class_token else patches * e  # position embedding (+ class embedding)
+    layer = 4 * _linear(e, e, True) + _linear(e, width, True) + _linear(width, e, True) + 4 * e
+    return embeddings + layers * layer + 2 * e + (2 * e if pre_norm else 0)
+
+
+def _siglip_vision(raw: Mapping[str, Any]) -> int:
+    v = _with_defaults(raw, _SIGLIP_VISION)
+    total = _clip_like_vision(v, class_token=False, patch_bias=True, pre_norm=False)
+    if v.get("vision_use_head"):  # SiglipMultiheadAttentionPoolingHead: probe, nn.MultiheadAttention, LayerNorm, MLP
+        e, width = int(v["hidden_size"]), int(v["intermediate_size"])
+        total += (e + (3 * e * e + 3 * e) + _linear(e, e, True) + 2 * e
+                  + _linear(e, width, True) + _linear(width, e, True))
+    return total
+
+
+def _multimodal_text(c: ConfigFields, defaults: Mapping[str, Any], tie_default: bool) -> ConfigFields:
+    """The text sub-config with its class defaults; tie_word_embeddings is the top-level config's (the one
+    `tie_weights` reads), falling back to the top-level class default."""
+    text = _with_defaults(c.raw.get("text_config"), defaults)
+    text["tie_word_embeddings"] = bool(c.get("tie_word_embeddings", default=tie_default))
+    return ConfigFields(text, c.model_id)
+
+
+def _with_vision(spec: ModelSpec, vision: int, model_type: str, c: ConfigFields) -> ModelSpec:
+    parts = dict(spec.parts)
+    parts["vision"] = parts.get("vision", 0) + vision
+    return replace(spec, model_type=model_type, parts=parts, checkpoint_dtype=_dtype(c),
+                   quantization=_quantization(c))
+
+
+def _qwen3_vl(c: ConfigFields, model_type: str) -> ModelSpec:
+    """Qwen3-VL (modeling_qwen3_vl) and Qwen3-VL-MoE (modeling_qwen3_vl_moe): a Qwen3 / Qwen3-MoE text model
+    (q_norm/k_norm; routed experts without a shared expert) and the Qwen3-VL vision tower with deepstack."""
+    moe = model_type == "qwen3_vl_moe"
+    text = _multimodal_text(c, _QWEN3_VL_MOE_TEXT if moe else _QWEN3_VL_TEXT, tie_default=False)
+    spec = _llama_like(text, family="qwen3_moe" if moe else "qwen3", tie_default=False)
+    return _with_vision(spec, _qwen3_vl_vision(c.raw.get("vision_config") or {}, _QWEN3_VL_VISION), model_type, c)
+
+
+def _gemma3(c: ConfigFields) -> ModelSpec:
+    """Gemma-3 (modeling_gemma3): text layers with q_norm/k_norm and four RMSNorms, tied head by default; the
+    multimodal model adds a SigLIP vision tower and Gemma3MultiModalProjector (mm_input_projection_weight
+    vision×text and mm_soft_emb_norm)."""
+    if str(c.get("model_type", default="")).lower() == "gemma3_text" or "text_config" not in c.raw:
+        return _llama_like(ConfigFields(_with_defaults(c.raw, _GEMMA3_TEXT), c.model_id), family="gemma3_text",
+                           tie_default=True)
+    text = _multimodal_text(c, _GEMMA3_TEXT, tie_default=True)  # Gemma3Config.tie_word_embeddings = True
+    spec = _llama_like(text, family="gemma3_text", tie_default=True)
+    vision = _with_defaults(c.raw.get("vision_config"), _SIGLIP_VISION)
+    projector = int(vision["hidden_size"]) * spec.hidden + int(vision["hidden_size"])
+    return _with_vision(spec, _siglip_vision(vision) + projector, "gemma3", c)
+
+
+def _llava(c: ConfigFields) -> ModelSpec:
+    """LLaVA-1.5 (modeling_llava): a Llama text model, a CLIP vision tower (every layer is built, although
+    vision_feature_layer -2 reads the second-to-last) and a two-linear projector with bias."""
+    text_raw = c.raw.get("text_config") or {}
+    text_type = str(text_raw.get("model_type", "llama")).lower()
+    vision_raw = c.raw.get("vision_config") or {}
+    vision_type = str(vision_raw.get("model_type", "clip_vision_model")).lower()
+    if text_type != "llama" or vision_type != "clip_vision_model":
+        raise UnsupportedArchitecture(
+            f"'{clip(c.model_id, 200)}' is a LLaVA model with a {describe(text_type)} text model and a "
+            f"{describe(vision_type)} vision tower; "
+            "vram-check counts LLaVA with a Llama text model and a CLIP vision tower only")
+    text = _multimodal_text(c, _LLAMA_TEXT, tie_default=False)
+    spec = _llama_like(text, family="llama", tie_default=False)
+    vision = _with_defaults(vision_raw, _CLIP_VISION if vision_raw else _LLAVA_CLIP_VISION)
+    tower = _clip_like_vision(vision, class_token=True, patch_bias=False, pre_norm=True)
+    layers = c.get("vision_feature_layer", default=-2)
+    feature_layers = len(layers) if isinstance(layers, list) else 1
+    bias = bool(c.get("multimodal_projector_bias", default=True))
+    projector = (_linear(int(vision["hidden_size"]) * feature_layers, spec.hidden, bias)
+                 + _linear(spec.hidden, spec.hidden, bias))
+    return _with_vision(spec, tower + projector, "llava", c)
+
+
+def _gpt_oss(c: ConfigFields) -> ModelSpec:
+    """gpt-oss (modeling_gpt_oss): biased q/k/v/o and one attention-sink scalar per head; every layer a
+    sparse MoE with a biased router and biased experts (gate_up_proj h→2i, down_proj i→h, fused per expert).
+    The checkpoint stores the experts in MXFP4, but LLaMA-Factory loads it with Mxfp4Config(dequantize=True)
+    (model_utils/quantization.py), so the weights train at the load dtype: no quantization is recorded."""
+    v = ConfigFields(_with_defaults(c.raw, _GPT_OSS), c.model_id)
+    h, layers, heads = v.need_int("hidden_size"), v.need_int("num_hidden_layers"), v.need_int("num_attention_heads")
+    kv, hd, vocab = v.need_int("num_key_value_heads"), v.need_int("head_dim"), v.need_int("vocab_size")
+    experts, top_k, inter = v.need_int("num_local_experts"), v.need_int("num_experts_per_tok"), v.need_int(
+        "intermediate_size")
+    bias = bool(v.get("attention_bias", default=True))
+    tie = bool(v.get("tie_word_embeddings", default=False))
+    n = _Counts()
+    n.add("embeddings", vocab * h)
+    n.add("lm_head", 0 if tie else vocab * h)
+    n.add("norms", h)
+    for _ in range(layers):
+        n.add("attention", _linear(h, heads * hd, bias) + 2 * _linear(h, kv * hd, bias)
+              + _linear(heads * hd, h, bias) + heads)  # + sinks
+        n.add("router", _linear(h, experts, True))
+        n.add("experts", experts * (_linear(h, 2 * inter, True) + _linear(inter, h, True)))
+        n.add("norms", 2 * h)
+    kinds = list(v.get("layer_types", default=[]) or [])
+    window = v.get("sliding_window") if not kinds or "sliding_attention" in kinds else None
+    # The config.json has no dtype: transformers' dtype="auto" (LLaMA-Factory's loader) then takes the first
+    # floating dtype in the checkpoint (modeling_utils.get_state_dict_dtype); gpt-oss stores every tensor but
+    # the MXFP4 experts in bfloat16 (vLLM's gpt-oss announcement, vllm-project.github.io@d767c2fe).
+    dtype = _dtype(c) if c.get("torch_dtype", "dtype") is not None else "bfloat16"
+    return ModelSpec(
+        model_id=c.model_id, model_type="gpt_oss", hidden=h, layers=layers, heads=heads, kv_heads=kv, head_dim=hd,
+        intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * hd, kv_dim=kv * hd, experts=experts,
+        experts_per_token=top_k, moe_intermediate=inter, sliding_window=int(window) if window else None,
+        checkpoint_dtype=dtype, quantization=None, parts=n.parts, max_positions=_positions(v),
+    )
+
+
 def _qwen3_5(c: ConfigFields) -> ModelSpec:
-    """Qwen3.5 (modeling_qwen3_5): hybrid layers — Gated DeltaNet linear attention and gated full attention
-    (q_proj emits query + output gate) every `full_attention_interval` — plus a Qwen3-VL vision tower."""
+    """Qwen3.5 (modeling_qwen3_5) and Qwen3.5-MoE (modeling_qwen3_5_moe): hybrid layers — Gated DeltaNet linear
+    attention and gated full attention (q_proj emits query + output gate) every `full_attention_interval` —
+    with a dense MLP, or (MoE) a router, routed experts, a shared expert and its sigmoid gate (h→1), in every
+    layer; plus a Qwen3-VL vision tower without deepstack mergers."""
+    moe = str(c.get("model_type", default="")).lower() in ("qwen3_5_moe", "qwen3_5_moe_text")
     text = ConfigFields(dict(c.raw.get("text_config") or c.raw), c.model_id)
     h, layers = text.need_int("hidden_size"), text.need_int("num_hidden_layers")
     heads, kv = text.need_int("num_attention_heads"), text.need_int("num_key_value_heads")
-    hd, vocab, inter = text.need_int("head_dim"), text.need_int("vocab_size"), text.need_int("intermediate_size")
+    hd, vocab = text.need_int("head_dim"), text.need_int("vocab_size")
+    inter = 0 if moe else text.need_int("intermediate_size")
     kinds = list(text.get("layer_types", default=[]) or [])
     if len(kinds) != layers:
         interval = int(text.get("full_attention_interval", default=4))
@@ -397,6 +618,11 @@ def _qwen3_5(c: ConfigFields) -> ModelSpec:
     # in_proj_qkvz, in_proj_ba, conv1d, dt_bias + A_log, gated RMSNorm, out_proj
     linear = (h * (2 * key_dim + 2 * value_dim) + h * 2 * v_heads + conv + 2 * v_heads
               + text.need_int("linear_value_head_dim") + value_dim * h)
+    experts = top_k = moe_inter = shared_inter = 0
+    if moe:
+        experts, top_k = text.need_int("num_experts"), text.need_int("num_experts_per_tok")
+        moe_inter, shared_inter = text.need_int("moe_intermediate_size"), text.need_int(
+            "shared_expert_intermediate_size")
     tie = bool(c.get("tie_word_embeddings", default=False))
     n = _Counts()
     n.add("embeddings", vocab * h)
@@ -404,24 +630,22 @@ def _qwen3_5(c: ConfigFields) -> ModelSpec:
     n.add("norms", h)
     for kind in kinds:
         n.add("attention", full if kind == "full_attention" else linear)
-        n.add("mlp", 3 * h * inter)
+        if moe:
+            n.add("router", experts * h)  # Qwen3_5MoeTopKRouter.weight
+            n.add("experts", experts * 3 * h * moe_inter)  # gate_up_proj (2i×h) + down_proj (h×i) per expert
+            n.add("shared_experts", 3 * h * shared_inter + h)  # shared_expert MLP + shared_expert_gate
+        else:
+            n.add("mlp", 3 * h * inter)
         n.add("norms", 2 * h)
     vision = c.raw.get("vision_config") or {}
     if vision:
-        e, mlp_width = int(vision.get("hidden_size", 1152)), int(vision.get("intermediate_size", 4304))
-        out, merge = int(vision.get("out_hidden_size", h)), int(vision.get("spatial_merge_size", 2))
-        patch, temporal = int(vision.get("patch_size", 16)), int(vision.get("temporal_patch_size", 2))
-        block = 4 * e + _linear(e, 3 * e, True) + _linear(e, e, True) + _linear(e, mlp_width, True) \
-            + _linear(mlp_width, e, True)  # norm1, norm2 (LayerNorm), qkv, proj, fc1, fc2
-        merged = e * merge * merge
-        merger = 2 * e + _linear(merged, merged, True) + _linear(merged, out, True)
-        patch_embed = int(vision.get("in_channels", 3)) * temporal * patch * patch * e + e  # Conv3d with bias
-        positions = int(vision.get("num_position_embeddings", 0)) * e  # learned position embedding
-        n.add("vision", int(vision.get("depth", 27)) * block + merger + patch_embed + positions)
+        n.add("vision", _qwen3_vl_vision(vision, {**_QWEN3_5_VISION, "out_hidden_size": h}))
     return ModelSpec(
-        model_id=c.model_id, model_type="qwen3_5", hidden=h, layers=layers, heads=heads, kv_heads=kv, head_dim=hd,
-        intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * hd, kv_dim=kv * hd,
-        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts,
+        model_id=c.model_id, model_type="qwen3_5_moe" if moe else "qwen3_5", hidden=h, layers=layers, heads=heads,
+        kv_heads=kv, head_dim=hd, intermediate=inter, vocab=vocab, tie_embeddings=tie, q_dim=heads * hd,
+        kv_dim=kv * hd, experts=experts, experts_per_token=top_k, moe_intermediate=moe_inter,
+        shared_expert_intermediate=shared_inter, dense_layers=0,
+        checkpoint_dtype=_dtype(c), quantization=_quantization(c), parts=n.parts, max_positions=_positions(text),
     )
 
 
@@ -443,10 +667,15 @@ _LLAMA_FAMILIES: dict[str, bool] = {  # model_type → default of tie_word_embed
 }
 
 
+_OTHER_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "gemma3",
+                   "gemma3_text", "llava", "gpt_oss", "deepseek_v2", "deepseek_v3", "gpt2", "phi", "qwen", "chatglm",
+                   "internlm2", "baichuan")
+
+
 def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpec:
     """Count the parameters of the causal-LM model that `config` describes, exactly, by part."""
     if not isinstance(config, Mapping):
-        raise UnsupportedArchitecture(f"config.json of '{model_id}' is not a JSON object")
+        raise UnsupportedArchitecture(f"config.json of '{clip(model_id, 200)}' is not a JSON object")
     c = ConfigFields(config, model_id)
     model_type = str(c.get("model_type", default="")).lower()
     architectures = [str(a) for a in c.get("architectures", default=[]) or []]
@@ -454,14 +683,21 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
         text = dict(config.get("text_config") or config)
         text.setdefault("tie_word_embeddings", config.get("tie_word_embeddings", False))
         spec = _llama_like(ConfigFields(text, model_id), family="qwen2", tie_default=False)
-        vision = _qwen2_vl_vision(config.get("vision_config") or {})
-        parts = dict(spec.parts)
-        parts["vision"] = vision
-        return replace(spec, model_type=model_type, parts=parts, checkpoint_dtype=_dtype(c))
+        raw_vision = config.get("vision_config") or {}
+        vision = _qwen2_vl_vision(raw_vision) if model_type == "qwen2_vl" else _qwen2_5_vl_vision(raw_vision)
+        return _with_vision(spec, vision, model_type, c)
     if model_type in _LLAMA_FAMILIES:
         return _llama_like(c, family=model_type, tie_default=_LLAMA_FAMILIES[model_type])
-    if model_type in ("qwen3_5", "qwen3_5_text"):
+    if model_type in ("qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"):
         return _qwen3_5(c)
+    if model_type in ("qwen3_vl", "qwen3_vl_moe"):
+        return _qwen3_vl(c, model_type)
+    if model_type in ("gemma3", "gemma3_text"):
+        return _gemma3(c)
+    if model_type == "llava":
+        return _llava(c)
+    if model_type == "gpt_oss":
+        return _gpt_oss(c)
     if model_type in ("deepseek_v2", "deepseek_v3"):
         return _deepseek(c, model_type)
     if model_type == "gpt2":
@@ -476,10 +712,10 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
         return _internlm2(c)
     if model_type in ("baichuan",) or any("Baichuan" in a for a in architectures):
         return _baichuan(c)
-    known = ", ".join(sorted([*_LLAMA_FAMILIES, "qwen2_vl", "qwen3_5", "deepseek_v2", "deepseek_v3", "gpt2", "phi",
-                              "qwen", "chatglm", "internlm2", "baichuan"]))
+    known = ", ".join(sorted([*_LLAMA_FAMILIES, *_OTHER_FAMILIES]))
     raise UnsupportedArchitecture(
-        f"'{model_id}' has model_type '{model_type or '?'}', which vram-check cannot count from config.json "
+        f"'{clip(model_id, 200)}' has model_type {describe(model_type or '?')}, which vram-check cannot count from "
+        "config.json "
         f"(known: {known}); and no safetensors header with parameter counts was available"
     )
 

@@ -386,6 +386,11 @@ def _load_deepspeed(raw: Mapping[str, Any], path: str, lines: Mapping[str, int],
     if posixpath.dirname(ds_path).endswith("examples/deepspeed") and bundled.is_file():
         notes.append(f"deepspeed: '{clip(ds_path, 200)}' is not in this repository; used LLaMA-Factory's shipped copy")
         return parse_deepspeed(parse_json(bundled.read_text(encoding="utf-8"), ds_path), ds_path)
+    if not _candidates(ds_path, path):  # absolute, ~, or .. out of the repository: never read
+        raise InputError(f"DeepSpeed config '{clip(ds_path, 200)}' is outside the repository; vram-check reads only "
+                         "files in the repository (at the version under review): commit the JSON and point "
+                         "deepspeed: at it with a path relative to the repository root", file=path, key="deepspeed",
+                         line=line)
     raise InputError(f"DeepSpeed config '{clip(ds_path, 200)}' not found (looked next to the YAML and at the "
                      "repository root)", file=path, key="deepspeed", line=line)
 

@@ -19,6 +19,7 @@ root), and the top-level keys written twice (YAML loaders keep the last one sile
 from __future__ import annotations
 
 import json
+import re
 import reprlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -115,19 +116,48 @@ class YamlDocument:
         return {str(key): value for key, value in self.data.items()}
 
 
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built
+
+
+class LlamaFactoryLoader(_SafeLoader):  # type: ignore[valid-type,misc]
+    """A safe loader resolving plain scalars as LLaMA-Factory's loader does: it reads a config with
+    OmegaConf.load (hparams/parser.py read_args), whose loader adds a float resolver that also takes numbers
+    without a dot (`1e12`, `5e-5` are floats, not strings) and drops the timestamp resolver
+    (omegaconf/_yaml.py get_yaml_loader, 2.3 and 2.4). PyYAML's libyaml parser (CSafeLoader) gives the same
+    events and nodes as the pure-Python one, several times faster."""
+
+
+LlamaFactoryLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:
+         [-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+        |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+        |[-+]?[0-9]+(?:_[0-9]+)*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+LlamaFactoryLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in LlamaFactoryLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse_yaml(text: str, path: str, *, max_depth: int = MAX_YAML_DEPTH, max_nodes: int = MAX_YAML_NODES,
                max_chars: int = MAX_YAML_EXPANDED_CHARS) -> YamlDocument:
-    """Parse YAML safely (SafeLoader: data only), within the depth and expansion limits."""
+    """Parse YAML safely (a SafeLoader: data only, with LLaMA-Factory's scalar resolution), within the depth
+    and expansion limits."""
     try:
         _check_events(text, path, max_depth)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=LlamaFactoryLoader)
     except yaml.YAMLError as error:
         raise _yaml_error(error, path) from None
     if root is None:
         return YamlDocument(path=path, text=text, data=None)
     _check_expansion(root, path, max_nodes, max_chars)
     try:
-        loader = yaml.SafeLoader("")
+        loader = LlamaFactoryLoader("")
         data = loader.construct_document(root)
     except yaml.YAMLError as error:
         raise _yaml_error(error, path) from None
@@ -149,7 +179,7 @@ def _yaml_error(error: yaml.YAMLError, path: str) -> InputError:
 def _check_events(text: str, path: str, max_depth: int) -> None:
     """Walk the parser's events (iterative, no recursion) and refuse nesting deeper than `max_depth`."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=LlamaFactoryLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > max_depth:

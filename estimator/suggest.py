@@ -16,6 +16,7 @@ from estimator.errors import InputError
 from estimator.memory import World, estimate
 from estimator.model import ModelSpec
 from estimator.plan import TrainingPlan, parse_plan
+from estimator.runtime import Fit, judge_band
 
 LF_DEEPSPEED = "examples/deepspeed"  # LLaMA-Factory's shipped configs (bundled in estimator/catalog/deepspeed)
 
@@ -44,8 +45,7 @@ class ScoredCandidate:
     changes: dict[str, Any]
     edits: tuple[Edit, ...]
     peak_bytes: int
-    fits: bool  # below the headroom: the "fit" verdict
-    within_capacity: bool  # at most the usable memory: "fit" or "tight"
+    verdict: Fit  # the edited config's band against the GPU (estimator.runtime.judge_band)
     why: str
     cost: str
 
@@ -170,9 +170,10 @@ def _evaluate(candidate: Candidate, path: str, read_file: Callable[[str], str] |
         new_plan = parse_plan(candidate.text, path, read_file, world.world_size)
     except InputError:
         return None  # a change LLaMA-Factory would reject is no suggestion
-    peak = estimate(model, new_plan, world).peak_bytes
-    return ScoredCandidate(candidate.changes, candidate.edits, peak, peak <= (1 - headroom) * capacity_bytes,
-                      peak <= capacity_bytes, candidate.why, candidate.cost)
+    result = estimate(model, new_plan, world)
+    low, high = result.peak_range_bytes
+    return ScoredCandidate(candidate.changes, candidate.edits, result.peak_bytes,
+                           judge_band(low, high, capacity_bytes, headroom), candidate.why, candidate.cost)
 
 
 def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: World, capacity_bytes: int,
@@ -185,7 +186,7 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
         result = _evaluate(candidate, path, read_file, model, world, capacity_bytes, headroom)
         if result is not None:
             singles.append((candidate, result))
-    found = _first_per_key([s for _, s in singles if s.fits], limit)
+    found = _first_per_key([s for _, s in singles if s.verdict == "fit"], limit)
     if found:
         return found
     # nothing fits alone: combine the two changes that save the most with each other
@@ -198,7 +199,7 @@ def suggest(text: str, path: str, plan: TrainingPlan, model: ModelSpec, world: W
             changes = {**first.changes, **second.changes}
             combo = _candidate(text, changes, f"{first.why}; and {second.why}", f"{first.cost}; {second.cost}")
             result = _evaluate(combo, path, read_file, model, world, capacity_bytes, headroom)
-            if result is not None and result.fits:
+            if result is not None and result.verdict == "fit":
                 pairs.append(result)
     return _first_per_key(pairs, limit)
 

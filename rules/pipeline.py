@@ -8,13 +8,14 @@ error; the others are still checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
+from estimator import llamafactory_rules
 from estimator.errors import InputError
 from estimator.hub import Resolver
 from estimator.memory import World, estimate
-from estimator.model import ModelSpec
+from estimator.model import ModelSpec, model_spec_from_config
 from estimator.plan import TrainingPlan, plan_from_document
 from estimator.source import YamlDocument, clip, describe
 from estimator.suggest import suggest
@@ -36,17 +37,29 @@ class CheckOptions:
     """What the front asks for beyond the policy."""
 
     target: Target | None = None  # a what-if (slash command, `estimate --gpu`): overrides the configs' comments
-    model_override: str | None = None  # `--model`: a local config.json or Hub id instead of model_name_or_path
+    model_override: str | None = None  # `estimate --model`: a local config.json or Hub id for the one config
+    # `check --model ID=PATH` (and the Action's `model` input): these Hub ids from local files, before the
+    # policy's `models:` map and the Hub
+    model_files: Mapping[str, str] = field(default_factory=dict)
     sizing: bool = True  # compute the largest batch / cutoff_len that fit
     comparison_pools: bool = True  # also judge the policy's other pools (for comparison)
 
 
+Progress = Callable[[int, int], None]  # (configs done, configs in all)
+
+
 def check_configs(paths: Iterable[str], head: ParsedFiles, policy: Policy, resolver: Resolver,
-                  base: ParsedFiles | None = None, options: CheckOptions | None = None) -> RunReport:
+                  base: ParsedFiles | None = None, options: CheckOptions | None = None,
+                  progress: Progress | None = None) -> RunReport:
     """Check each config of `head`; `base` is the version the change is compared with (pull requests)."""
     options = options or CheckOptions()
-    reports = tuple(check_config(path, head, policy, resolver, base, options) for path in paths)
-    return RunReport(configs=reports, notes=tuple(policy.notes))
+    todo = list(paths)
+    reports: list[ConfigReport] = []
+    for path in todo:
+        reports.append(check_config(path, head, policy, resolver, base, options))
+        if progress is not None:
+            progress(len(reports), len(todo))
+    return RunReport(configs=tuple(reports), notes=tuple(policy.notes))
 
 
 @dataclass(frozen=True)
@@ -84,29 +97,35 @@ def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolve
     try:
         pool = policy.resolve_target(options.target or parse_target_comment(document.text, path), path)
         plan = plan_from_document(document, head.read_text, pool.gpus)
-        model = _resolve_model(resolver, options.model_override, plan, path)
+        model = _resolve_model(resolver, policy, options, plan, path)
     except InputError as error:
         findings = _rule_findings(document, plan, pool, base_document, error)
         return ConfigReport(path=path, plan=plan.to_json() if plan else {}, findings=tuple(findings),
                             error=str(error), model_id=plan.model_name_or_path if plan else None)
-    findings = _rule_findings(document, plan, pool, base_document, None)
+    findings = _rule_findings(document, plan, pool, base_document, None, model.max_positions)
     world = World(gpus_per_node=pool.per_node, nodes=pool.nodes)
     result = estimate(model, plan, world)
     target = verdict_for(pool.name, pool.gpu, pool.per_node, pool.nodes, model, plan, policy.headroom,
                          sizing=options.sizing, result=result)
+    compared = [other for other in policy.pools if options.comparison_pools and other.name != pool.name]
+    refused = {other.name: _refused_at(document, plan, other.gpus, pool.gpus) for other in compared}
     others = tuple(verdict_for(other.name, other.gpu, other.per_node, other.nodes, model, plan, policy.headroom,
                                sizing=options.sizing)
-                   for other in policy.pools if options.comparison_pools and other.name != pool.name)
+                   for other in compared if not refused[other.name])
+    findings += [Finding(rule="pool-refused", severity="info", line=None,
+                         message=f"pool '{name}' is left out of the comparison: {why}")
+                 for name, why in refused.items() if why]
     suggestions: list[Suggestion] = []
     if target.verdict != "fit":
         suggestions = _suggestions(document, head, plan, model, world, pool, policy, target, others)
     delta: int | None = None
     changes: tuple[str, ...] = ()
     if base is not None and base_document is not None:
-        delta, changes = _base_delta(base_document, base, resolver, pool, result.peak_bytes, plan,
-                                     options.model_override)
+        delta, changes = _base_delta(base_document, base, resolver, policy, options, pool, result.peak_bytes,
+                                     plan)
     return ConfigReport(
-        path=path, model_id=model.model_id, parameters=Parameters(model.total_params, result.trainable_params),
+        path=path, model_id=model.model_id, model_source=model.source,
+        parameters=Parameters(model.total_params, result.trainable_params),
         plan=plan.to_json() | {"target": {"pool": pool.name, "gpu": pool.gpu.name, "gpus_per_node": pool.per_node,
                                           "nodes": pool.nodes}},
         estimate=result, target=target, others=others, suggestions=tuple(suggestions), findings=tuple(findings),
@@ -114,10 +133,38 @@ def check_config(path: str, head: ParsedFiles, policy: Policy, resolver: Resolve
     )
 
 
-def _resolve_model(resolver: Resolver, override: str | None, plan: TrainingPlan, path: str) -> ModelSpec:
+def find_model(resolver: Resolver, policy: Policy, options: CheckOptions, model_id: str) -> ModelSpec:
+    """The architecture of `model_id` (a model_name_or_path): `--model ID=PATH` first, then the policy's `models:`
+    map (read from the repository at the policy's version), then the resolver (bundled catalog, Hub cache,
+    Hub; local paths on this machine)."""
+    wanted = model_id.strip().rstrip("/").lower()
+    for listed, local in options.model_files.items():
+        if listed.strip().rstrip("/").lower() == wanted:
+            try:
+                return replace(resolver.resolve(local), model_id=model_id, source=f"{local} (--model)")
+            except InputError as error:
+                raise type(error)(f"--model {listed}={local}: {error.message}") from None
+    entry = policy.local_model(model_id)
+    if entry is not None:
+        if entry.config is None:
+            raise InputError(f"models: '{entry.model_id}': {entry.error or 'not read'}", file=policy.path,
+                             line=entry.line)
+        try:
+            return replace(model_spec_from_config(entry.config, model_id),
+                           source=f"{entry.path} (the policy's models:)")
+        except InputError as error:
+            raise type(error)(f"models: '{entry.model_id}' ({entry.path}): {error.message}", file=policy.path,
+                              line=entry.line) from None
+    return resolver.resolve(model_id)
+
+
+def _resolve_model(resolver: Resolver, policy: Policy, options: CheckOptions, plan: TrainingPlan,
+                   path: str) -> ModelSpec:
     """The model, with errors that name the config and its model_name_or_path line."""
+    override = options.model_override
     try:
-        return resolver.resolve(override or plan.model_name_or_path)
+        return resolver.resolve(override) if override else find_model(resolver, policy, options,
+                                                                       plan.model_name_or_path)
     except InputError as error:
         if override is not None or error.file is not None:
             raise
@@ -125,11 +172,23 @@ def _resolve_model(resolver: Resolver, override: str | None, plan: TrainingPlan,
                           line=plan.line_of("model_name_or_path")) from None
 
 
+def _refused_at(document: YamlDocument, plan: TrainingPlan, gpus: int, target_gpus: int) -> str | None:
+    """Why, when LLaMA-Factory refuses this config on a pool of `gpus` GPUs but not on the target's
+    (GaLore/APOLLO layerwise on several GPUs): no comparison verdict for a setup that cannot start."""
+    raw = document.mapping()
+    there = llamafactory_rules.rejections(raw, plan.zero_stage, gpus)
+    if not there or llamafactory_rules.rejections(raw, plan.zero_stage, target_gpus):
+        return None
+    return f"LLaMA-Factory refuses this config on {gpus} GPUs ({there[0].message})"
+
+
 def _rule_findings(document: YamlDocument, plan: TrainingPlan | None, pool: Pool | None,
-                   base_document: YamlDocument | None, error: InputError | None) -> list[Finding]:
+                   base_document: YamlDocument | None, error: InputError | None,
+                   max_positions: int | None = None) -> list[Finding]:
     deepspeed_error = error.message if error is not None and error.key == "deepspeed" else None
     ctx = RuleContext(document=document, plan=plan, gpu=pool.gpu if pool else None,
-                      world_size=pool.gpus if pool else 1, base=base_document, deepspeed_error=deepspeed_error)
+                      world_size=pool.gpus if pool else 1, base=base_document, deepspeed_error=deepspeed_error,
+                      max_positions=max_positions)
     findings = run_rules(ctx)
     if error is not None:  # a rule repeating the error that stopped the estimate adds nothing
         findings = [f for f in findings if f.message.split(". ")[0] not in error.message]
@@ -140,17 +199,16 @@ def _suggestions(document: YamlDocument, files: ParsedFiles, plan: TrainingPlan,
                  pool: Pool, policy: Policy, target: Verdict, others: tuple[Verdict, ...]) -> list[Suggestion]:
     path = document.path
     found = [
-        Suggestion(changes=s.changes, peak_bytes=s.peak_bytes, verdict="fit" if s.fits else "tight", why=s.why,
+        Suggestion(changes=s.changes, peak_bytes=s.peak_bytes, verdict=s.verdict, why=s.why,
                    cost=s.cost, edits=tuple(YamlEdit(path, e.line, e.old, e.new) for e in s.edits))
         for s in suggest(document.text, path, plan, model, world, pool.gpu.usable_bytes, policy.headroom,
                          files.read_text)
     ]
     if target.min_gpus is not None and target.min_gpus > world.world_size:
-        more = world_for(target.min_gpus, pool.per_node)
-        peak = estimate(model, plan, more).peak_bytes
+        more = estimate(model, plan, world_for(target.min_gpus, pool.per_node))
         found.append(Suggestion(
-            changes={"gpus": target.min_gpus}, peak_bytes=peak,
-            verdict=classify(peak, pool.gpu.usable_bytes, policy.headroom),
+            changes={"gpus": target.min_gpus}, peak_bytes=more.peak_bytes,
+            verdict=classify(more, pool.gpu.usable_bytes, policy.headroom),
             why=f"{target.min_gpus} GPUs of pool '{pool.name}' instead of {world.world_size}: ZeRO-3 shards more",
             cost=f"{target.min_gpus - world.world_size} more GPUs; a larger effective batch size unless "
                  "gradient_accumulation_steps drops",
@@ -169,12 +227,13 @@ def _target_comment(pool: str, gpus: int) -> str:
     return f"# vram-check: pool={pool} gpus={gpus}"
 
 
-def _base_delta(base_document: YamlDocument, base: ParsedFiles, resolver: Resolver, pool: Pool, peak: int,
-                plan: TrainingPlan, model_override: str | None) -> tuple[int | None, tuple[str, ...]]:
+def _base_delta(base_document: YamlDocument, base: ParsedFiles, resolver: Resolver, policy: Policy,
+                options: CheckOptions, pool: Pool, peak: int, plan: TrainingPlan) -> tuple[int | None, tuple[str, ...]]:
     """Peak change against the base version of the same file, and which memory keys changed."""
     try:
         base_plan = plan_from_document(base_document, base.read_text, pool.gpus)
-        base_model = resolver.resolve(model_override or base_plan.model_name_or_path)
+        base_model = (resolver.resolve(options.model_override) if options.model_override
+                      else find_model(resolver, policy, options, base_plan.model_name_or_path))
     except InputError:
         return None, ()
     base_peak = estimate(base_model, base_plan, World(pool.per_node, pool.nodes)).peak_bytes

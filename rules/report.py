@@ -49,10 +49,12 @@ class Verdict:
     max_batch_size: int | None = None  # largest per_device_train_batch_size that still fits (None: not even 1)
     max_cutoff_len: int | None = None  # largest cutoff_len that still fits at this batch size
     headroom_bytes: int = 0  # usable memory left at the peak (negative: missing)
+    peak_range_bytes: tuple[int, int] = (0, 0)  # the error band the verdict was judged on
 
     def to_json(self) -> dict[str, Any]:
         return {"pool": self.pool, "gpu": self.gpu, "gpus": self.gpus, "capacity_bytes": self.capacity_bytes,
-                "peak_bytes": self.peak_bytes, "verdict": self.verdict, "min_gpus": self.min_gpus,
+                "peak_bytes": self.peak_bytes, "peak_range_bytes": list(self.peak_range_bytes),
+                "verdict": self.verdict, "min_gpus": self.min_gpus,
                 "max_batch_size": self.max_batch_size, "max_cutoff_len": self.max_cutoff_len,
                 "headroom_bytes": self.headroom_bytes}
 
@@ -96,6 +98,7 @@ class ConfigReport:
 
     path: str
     model_id: str | None = None
+    model_source: str | None = None  # where the model's config.json came from
     parameters: Parameters | None = None
     plan: Mapping[str, Any] = field(default_factory=dict)
     estimate: Estimate | None = None
@@ -145,7 +148,7 @@ class ConfigReport:
             "status": self.status,
             "model": {"id": self.model_id,
                       "parameters": {"total": self.parameters.total, "trainable": self.parameters.trainable}
-                      if self.parameters else None},
+                      if self.parameters else None, "source": self.model_source},
             "plan": dict(self.plan),
             "per_gpu": estimate.to_json() if estimate else None,
             "assumptions": list(estimate.assumptions) if estimate else [],

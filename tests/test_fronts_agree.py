@@ -1,14 +1,15 @@
-"""The App, the Action and the CLI decide pass/fail the same way (rules.gate), for every combination of the
-verdict on the config's target pool and on a comparison pool, under two `fail_on` settings, and for a config
-LLaMA-Factory would refuse.
+"""The App, the Action and the CLI decide pass/fail the same way (rules.gate), for every combination of the verdict on
+the config's target pool and on a comparison pool, under two `fail_on` settings, and for a config LLaMA-Factory
+would refuse.
 
 One repository per case: a policy with two single-GPU pools of custom memory, sized around the config's own
-estimated peak P so that each pool's verdict is known by construction (headroom 0.10): capacity 2·P → fit,
-P/0.95 → tight (above 90 % of usable memory), P/1.5 → no-fit. The expected outcome follows from the policy
-(DESIGN.md): only the target pool counts; no-fit fails; tight fails only under `fail_on: tight`; a config
+estimated peak and its error band [low, high] so that each pool's verdict is known by construction (headroom 0.10;
+verdicts hold the band against the GPU): capacity high/0.8 → fit (the top below 90 %), the point estimate → tight
+(the band crosses the capacity), low/1.2 → no-fit (even the bottom is above it). The expected outcome follows from
+the policy (DESIGN.md): only the target pool counts; no-fit fails; tight fails only under `fail_on: tight`; a config
 with an error fails whatever the verdicts. Each front runs through its public entry point: `vram-check check`
-(bot.cli.main), the Action (bot.action.main with the Actions environment), the App (a signed delivery into
-the running service, answered with a commit status on the fake GitHub).
+(bot.cli.main), the Action (bot.action.main with the Actions environment), the App (a signed delivery into the
+running service, answered with a commit status on the fake GitHub).
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ per_device_train_batch_size: 1
 bf16: true
 """
 REFUSED = CONFIG + "per_device_train_batchsize: 2\n"  # the typo LLaMA-Factory's parser stops on
-CAPACITY_OVER_PEAK = {"fit": 2.0, "tight": 1 / 0.95, "no-fit": 1 / 1.5}
-VERDICTS = tuple(CAPACITY_OVER_PEAK)
+VERDICTS = ("fit", "tight", "no-fit")
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,26 @@ CASES = [Case(target, other, fail_on)
 CASES += [Case("fit", "fit", "", refused=True), Case("fit", "no-fit", "tight", refused=True)]
 
 
-def peak_bytes() -> int:
-    """The config's estimated peak on one GPU (both pools have one GPU per node, so both see this peak)."""
+def peak_bytes() -> tuple[int, int, int]:
+    """The config's estimated peak and band on one GPU (both pools have one GPU per node: both see them)."""
     plan = parse_plan(CONFIG, "configs/c.yaml", world_size=1)
-    return estimate(ModelResolver(offline=True).resolve(plan.model_name_or_path), plan, World(1, 1)).peak_bytes
+    result = estimate(ModelResolver(offline=True).resolve(plan.model_name_or_path), plan, World(1, 1))
+    return result.peak_bytes, *result.peak_range_bytes
 
 
-def policy(case: Case, peak: int) -> str:
+def policy(case: Case, peak: tuple[int, int, int]) -> str:
+    point, low, high = peak
+
     def memory(verdict: str) -> float:
-        return round(peak * CAPACITY_OVER_PEAK[verdict] / GiB, 4)
+        capacity = {"fit": high / 0.8, "tight": point, "no-fit": low / 1.2}[verdict]
+        return round(capacity / GiB, 4)
 
     fail_on = f"fail_on: {case.fail_on}\n" if case.fail_on else ""
     return (f'paths: ["configs/**/*.yaml"]\npools:\n  - {{name: target, memory_gib: {memory(case.target)}}}\n'
             f"  - {{name: other, memory_gib: {memory(case.other)}}}\ndefault_pool: target\n{fail_on}")
 
 
-def write_repo(root: Path, case: Case, peak: int) -> Path:
+def write_repo(root: Path, case: Case, peak: tuple[int, int, int]) -> Path:
     (root / ".github").mkdir(parents=True)
     (root / ".github" / "vram-check.yml").write_text(policy(case, peak), encoding="utf-8")
     (root / "configs").mkdir()
@@ -125,7 +129,7 @@ def service(github: FakeGitHub, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield running
 
 
-def app_fails(service: RunningService, github: FakeGitHub, case: Case, peak: int) -> bool:
+def app_fails(service: RunningService, github: FakeGitHub, case: Case, peak: tuple[int, int, int]) -> bool:
     repo = f"acme/{case.name}"
     github.state.add_repo(repo, base_files={".github/vram-check.yml": policy(case, peak)})
     head = github.state.open_pull(repo, 1, head_files={"configs/c.yaml": REFUSED if case.refused else CONFIG})

@@ -54,7 +54,7 @@ def test_offline_with_cache_and_without(hub: FakeHub, tmp_path: Path) -> None:
     resolver(hub, tmp_path).resolve("team/llama-1b-copy")  # fills the on-disk cache
     spec = resolver(hub, tmp_path, offline=True).resolve("team/llama-1b-copy")
     assert spec.total_params == 1_235_814_400
-    with pytest.raises(ModelNotFound, match="not in the local Hub cache, and HF_HUB_OFFLINE is set"):
+    with pytest.raises(ModelNotFound, match="not bundled or in the local Hub cache, and HF_HUB_OFFLINE is set"):
         resolver(hub, tmp_path / "empty", offline=True).resolve("team/other")
 
 

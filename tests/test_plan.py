@@ -106,7 +106,8 @@ def test_llamafactory_shipped_deepspeed_paths_work_offline() -> None:
 
 @pytest.mark.parametrize(("text", "files", "message"), [
     ("deepspeed: missing.json\n", {}, "DeepSpeed config 'missing.json' not found"),
-    ("deepspeed: ../../etc/passwd\n", {}, "not found"),
+    ("deepspeed: ../../etc/passwd\n", {}, "'../../etc/passwd' is outside the repository"),
+    ("deepspeed: /opt/ds/z3.json\n", {}, "'/opt/ds/z3.json' is outside the repository"),
     ("deepspeed: bad.json\n", {"configs/bad.json": "{not json"}, "not valid JSON"),
     ("deepspeed: stage.json\n", {"configs/stage.json": json.dumps({"zero_optimization": {"stage": 5}})}, "stage"),
 ])

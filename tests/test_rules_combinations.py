@@ -131,8 +131,16 @@ CASES = [
     Case("sft-only-options", "stage: sft\nneat_packing: true\ntrain_on_prompt: true\n", None),
     # duplicate-key
     Case("duplicate-key", "cutoff_len: 512\nbf16: true\ncutoff_len: 1024\n", "cutoff_len",
-         "'cutoff_len' is set again on line 5, and that later value is the one used"),
+         "'cutoff_len' is set twice, on line 3 and again on line 5: LLaMA-Factory stops"),
     Case("duplicate-key", "cutoff_len: 512\nbf16: true\n", None),
+    # absurd-value (cutoff_len 1e12 is a number for LLaMA-Factory: OmegaConf reads it as a float)
+    Case("absurd-value", "cutoff_len: 1e12\n", "cutoff_len",
+         "cutoff_len 1,000,000,000,000 is more than 64× the model's position limit (max_position_embeddings 131,072)",
+         extra={"max_positions": 131072}),
+    Case("absurd-value", "per_device_train_batch_size: 100000\n", "per_device_train_batch_size",
+         "per_device_train_batch_size 100,000 is over 65,536 sequences per GPU"),
+    Case("absurd-value", "cutoff_len: 262144\nper_device_train_batch_size: 65536\n", None,
+         extra={"max_positions": 4096}),
     # deepspeed-file
     Case("deepspeed-file", Z3, "deepspeed", "not found",
          extra={"deepspeed_error": "DeepSpeed config 'examples/deepspeed/ds_z3_config.json' not found"}),

@@ -10,35 +10,41 @@ import pytest
 from estimator.memory import World, estimate
 from estimator.model import model_spec_from_config
 from estimator.plan import parse_plan
+from estimator.runtime import judge_band
 from estimator.suggest import set_key, suggest
 from rules.gpus import find_gpu
-from rules.verdicts import classify, min_gpus
+from rules.verdicts import min_gpus
 
 CATALOG = Path(__file__).parent.parent / "estimator" / "catalog"
 LLAMA = model_spec_from_config(json.loads((CATALOG / "meta-llama__Meta-Llama-3-8B.json").read_text()), "llama")
 GiB = 1 << 30
 
 
-def test_verdict_boundaries_around_the_headroom() -> None:
+def test_verdicts_hold_the_band_against_the_headroom_line_and_the_capacity() -> None:
+    # issue 12: "fit" only when the band's top stays below the headroom line (90 % of usable memory), "no-fit"
+    # only when its bottom is above the usable memory, "tight" when the band crosses either line
     usable = 80 * GiB
-    assert classify(int(0.9 * usable), usable, 0.10) == "fit"
-    assert classify(int(0.9 * usable) + 1, usable, 0.10) == "tight"
-    assert classify(usable, usable, 0.10) == "tight"
-    assert classify(usable + 1, usable, 0.10) == "no-fit"
+    line = int(0.9 * usable)
+    assert judge_band(50 * GiB, line, usable, 0.10) == "fit"
+    assert judge_band(50 * GiB, line + 1, usable, 0.10) == "tight"  # the top crosses the headroom line
+    assert judge_band(70 * GiB, 100 * GiB, usable, 0.10) == "tight"  # the band straddles the capacity
+    assert judge_band(usable, 100 * GiB, usable, 0.10) == "tight"
+    assert judge_band(usable + 1, 100 * GiB, usable, 0.10) == "no-fit"  # even the bottom is above it
 
 
 def test_min_gpus_zero3_shards_but_zero2_never_fits_a_small_card() -> None:
     a100 = find_gpu("A100-80GB")
     z3 = parse_plan("model_name_or_path: x\nfinetuning_type: full\nbf16: true\nper_device_train_batch_size: 1\n"
                     "deepspeed: examples/deepspeed/ds_z3_config.json\n", "t.yaml")
-    needed = min_gpus(LLAMA, z3, a100, per_node=8, max_gpus=16)
+    needed = min_gpus(LLAMA, z3, a100, per_node=8, max_gpus=16, headroom=0.10)
     assert needed is not None and needed > 1
-    assert estimate(LLAMA, z3, World(needed)).peak_bytes <= a100.usable_bytes
-    assert estimate(LLAMA, z3, World(needed - 1)).peak_bytes > a100.usable_bytes
+    line = 0.9 * a100.usable_bytes  # "fit": the band's top below the headroom line
+    assert estimate(LLAMA, z3, World(needed)).peak_high_bytes <= line
+    assert estimate(LLAMA, z3, World(needed - 1)).peak_high_bytes > line
     z2 = parse_plan("model_name_or_path: x\nfinetuning_type: full\nbf16: true\nper_device_train_batch_size: 1\n"
                     "deepspeed: examples/deepspeed/ds_z2_config.json\n", "t.yaml")
     # ZeRO-2 keeps a full bf16 replica (16 GB) plus the fp32 load-time cast (32 GB) on each 24 GB card
-    assert min_gpus(LLAMA, z2, find_gpu("RTX-4090"), per_node=8, max_gpus=64) is None
+    assert min_gpus(LLAMA, z2, find_gpu("RTX-4090"), per_node=8, max_gpus=64, headroom=0.10) is None
 
 
 def test_set_key_replaces_in_place_and_appends() -> None:
@@ -71,18 +77,18 @@ def test_each_suggestion_applied_to_the_yaml_really_fits(body: str) -> None:
         for key, value in suggestion.changes.items():
             edited, _ = set_key(edited, key, value)
         replanned = parse_plan(edited, "t.yaml", None, world.world_size)
-        peak = estimate(LLAMA, replanned, world).peak_bytes
-        assert peak == suggestion.peak_bytes and peak <= 0.9 * gpu.usable_bytes
+        result = estimate(LLAMA, replanned, world)
+        assert result.peak_bytes == suggestion.peak_bytes and result.peak_high_bytes <= 0.9 * gpu.usable_bytes
         if "gradient_accumulation_steps" in suggestion.changes:  # claims to keep the effective batch
             assert replanned.effective_batch_size(8) == plan.effective_batch_size(8)
 
 
-def _linear_min_gpus(plan: object, gpu: object, per_node: int, max_gpus: int) -> int | None:
+def _linear_min_gpus(plan: object, gpu: object, per_node: int, max_gpus: int, headroom: float) -> int | None:
     """The definition of min_gpus, one count at a time (what the binary search must agree with)."""
     from rules.verdicts import fits, world_for
 
     for n in range(1, max_gpus + 1):
-        if fits(LLAMA, plan, world_for(n, per_node), gpu):  # type: ignore[arg-type]
+        if fits(LLAMA, plan, world_for(n, per_node), gpu, headroom):  # type: ignore[arg-type]
             return n
     return None
 
@@ -108,4 +114,6 @@ def test_min_gpus_binary_search_agrees_with_counting_one_by_one(body: str, gpu_n
     plan = parse_plan("model_name_or_path: x\n" + body, "t.yaml")
     gpu = find_gpu(gpu_name)
     for max_gpus in (1, 2, 5, 24, 64):
-        assert min_gpus(LLAMA, plan, gpu, per_node, max_gpus) == _linear_min_gpus(plan, gpu, per_node, max_gpus)
+        for headroom in (0.0, 0.10):
+            assert (min_gpus(LLAMA, plan, gpu, per_node, max_gpus, headroom)
+                    == _linear_min_gpus(plan, gpu, per_node, max_gpus, headroom))

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bot.render import escape
-from estimator.units import GiB, gib, signed_gib
+from estimator.units import GiB, gib, gib_range, signed_gib
 from rules.report import ConfigReport, Finding, RunReport, Suggestion, YamlEdit
 
 MARKER = "<!-- vram-check -->"
@@ -88,7 +88,8 @@ def headline(report: RunReport) -> str:
         verdict = worst.target
         assert verdict is not None
         parts.append(f"❌ {len(no_fit)} of {total} {noun} won't fit — worst: {_code(worst.path)} needs "
-                     f"{gib(verdict.peak_bytes)} per GPU, {gib(verdict.capacity_bytes)} usable on "
+                     f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} per GPU, "
+                     f"{gib(verdict.capacity_bytes)} usable on "
                      f"{_text(verdict.gpu)} ({_text(verdict.pool)})")
     unknown = report.count("unknown")
     if unknown:
@@ -116,7 +117,8 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
             pool = f"{_text(verdict.pool)} · {verdict.gpus}× {_text(verdict.gpu)}"
             if verdict is not config.target:
                 pool += " (comparison)"
-            rows.append(f"| {_code(config.path, table=True)} | {pool} | {label} | {gib(verdict.peak_bytes)} | "
+            rows.append(f"| {_code(config.path, table=True)} | {pool} | {label} | "
+                        f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} | "
                         f"{gib(verdict.capacity_bytes)} | {signed_gib(verdict.headroom_bytes)} | {min_gpus} | "
                         f"{delta} |")
     return rows
@@ -236,7 +238,10 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     lines += [f"| {name} | {gib(size)} | {100 * size / total:.0f}% |" for name, size in parts if size]
     lines += [f"| allocated (torch max_memory_allocated) | {gib(estimate.allocated_bytes)} | |",
               f"| reserved (torch max_memory_reserved) | {gib(estimate.reserved_bytes)} | |",
-              f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |", ""]
+              f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |",
+              f"| real runs of this setup (error band) | {gib(estimate.peak_low_bytes)} – "
+              f"{gib(estimate.peak_high_bytes)} | |", "",
+              f"Verdicts hold the band's top against each GPU. Band: {_text(estimate.band)}.", ""]
     lines += [_mermaid(config, parts), ""]
     if config.base_delta is not None:
         changed = f" ({_text('; '.join(config.base_changes))})" if config.base_changes else ""

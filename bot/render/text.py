@@ -7,7 +7,7 @@ Paths, model ids and messages come from the repository: control characters in th
 from __future__ import annotations
 
 from bot.render import escape
-from estimator.units import gib, signed_gib
+from estimator.units import gib, gib_range, signed_gib
 from rules.report import ConfigReport, RunReport
 
 LABEL = {"fit": "FIT", "tight": "TIGHT", "no-fit": "NO-FIT", "unknown": "UNKNOWN", "error": "ERROR"}
@@ -15,16 +15,28 @@ BREAKDOWN = (("weights", "weights"), ("gradients", "gradients"), ("optimizer", "
              ("activations", "activations"), ("logits", "logits + loss"), ("buffers", "buffers (DDP/ZeRO, cuBLAS)"))
 
 
+def _without_path(error: str, path: str) -> str:
+    """"configs/a.yaml:2: message" → "line 2: message" (the config's own path is already on the line)."""
+    rest = error.removeprefix(f"{path}:").lstrip() if error.startswith(f"{path}:") else error
+    line, sep, message = rest.partition(": ")
+    return f"line {line}: {message}" if sep and line.isdigit() else rest
+
+
 def render_config(config: ConfigReport) -> list[str]:
-    lines = [f"{config.path}: {LABEL[config.status]}"]
-    if config.error is not None:
-        lines.append(f"  error: {config.error}")
-    elif config.errors:
+    if config.error is not None:  # could not be estimated: one line (plus the findings, if any)
+        lines = [f"{config.path}: {LABEL[config.status]} — {_without_path(config.error, config.path)}"]
+    else:
+        lines = [f"{config.path}: {LABEL[config.status]}"]
+    if config.error is None and config.errors:
         lines.append("  error: LLaMA-Factory would stop on this config (the findings marked error below)")
     estimate = config.estimate
     if estimate is not None and config.parameters is not None:
         target = config.plan.get("target", {})
-        lines.append(f"  model {config.model_id}: {config.parameters.total / 1e9:.2f} B parameters, "
+        source = config.model_source or ""
+        plain = source.startswith("Hugging Face Hub") or (source.startswith("bundled catalog")
+                                                          and "identical" not in source)
+        shown = "" if not source or plain else f" ({source})"
+        lines.append(f"  model {config.model_id}{shown}: {config.parameters.total / 1e9:.2f} B parameters, "
                      f"{config.parameters.trainable / 1e6:,.1f} M trainable")
         lines.append(f"  per GPU at the peak ({estimate.peak_phase}), {target.get('gpus_per_node', 1)} GPU(s) × "
                      f"{target.get('nodes', 1)} node(s):")
@@ -34,6 +46,8 @@ def render_config(config: ConfigReport) -> list[str]:
         lines.append(f"    {'+ allocator cache':<28} {gib(estimate.reserved_bytes - estimate.allocated_bytes):>10}")
         lines.append(f"    {'+ CUDA context, NCCL':<28} {gib(estimate.overhead_bytes):>10}")
         lines.append(f"    {'= peak (nvidia-smi)':<28} {gib(estimate.peak_bytes):>10}")
+        lines.append(f"    {'  real runs (error band)':<28} {gib(estimate.peak_low_bytes)} – "
+                     f"{gib(estimate.peak_high_bytes)}  ({estimate.band})")
     for verdict in config.verdicts:
         sizing = ""
         if verdict.max_batch_size is not None or verdict.max_cutoff_len is not None:
@@ -46,7 +60,8 @@ def render_config(config: ConfigReport) -> list[str]:
                         else "none: without ZeRO every GPU holds the whole model state")
         role = "" if verdict is config.target else ", comparison"
         lines.append(f"  pool {verdict.pool} ({verdict.gpus}× {verdict.gpu}{role}): {LABEL[verdict.verdict]} — "
-                     f"{gib(verdict.peak_bytes)} of {gib(verdict.capacity_bytes)} usable per GPU "
+                     f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} of {gib(verdict.capacity_bytes)} "
+                     "usable per GPU "
                      f"({signed_gib(verdict.headroom_bytes)} left); min GPUs {min_gpus}{sizing}")
     if config.base_delta is not None:
         what = ", ".join(config.base_changes) or "no memory-relevant key changed"

@@ -122,7 +122,7 @@ def _resolver(context: WorkerContext) -> ModelResolver:
         context.resolver = ModelResolver(
             endpoint=settings.hf_endpoint,
             token=settings.hf_token.get_secret_value() if settings.hf_token else None,
-            cache_dir=settings.hf_cache_dir, hub_ids_only=True)
+            cache_dir=settings.hf_cache_dir, failure_ttl_s=settings.hub_failure_ttl_s, hub_ids_only=True)
     return context.resolver
 
 

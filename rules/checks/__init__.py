@@ -44,6 +44,7 @@ class RuleContext:
     base: YamlDocument | None = None
     deepspeed_error: str | None = None
     deepspeed_stage: int | None = None  # ZeRO stage from the DeepSpeed JSON when there is no plan
+    max_positions: int | None = None  # the model's max_position_embeddings, once the model is known
 
     @classmethod
     def from_yaml(cls, text: str, path: str, *, base_text: str | None = None, **kwargs: Any) -> RuleContext:

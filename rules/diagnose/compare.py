@@ -117,8 +117,7 @@ def _suggestions(
     path = config.resolve().relative_to(root).as_posix() if config.resolve().is_relative_to(root) else config.name
     found: list[dict[str, object]] = []
     for item in suggest(files.read_text(path), path, plan, model, world, capacity, read_file=files.read_text):
-        verdict = "fit" if item.fits else ("tight" if item.within_capacity else "no-fit")
         found.append(
-            {"changes": dict(item.changes), "peak_bytes": item.peak_bytes, "verdict": verdict, "why": item.why}
+            {"changes": dict(item.changes), "peak_bytes": item.peak_bytes, "verdict": item.verdict, "why": item.why}
         )
     return found

@@ -18,6 +18,7 @@ from estimator.errors import InputError, did_you_mean
 from estimator.source import KeyPath, YamlDocument, describe, parse_yaml
 from rules.gpus import GPU, custom_gpu, match_gpu
 from rules.policy import globs
+from rules.policy.models import LocalModel, config_path, read_models
 from rules.policy.target import MAX_GPUS_PER_NODE, MAX_NODES, Target
 from rules.sources import FileSource
 
@@ -71,6 +72,7 @@ class PolicySpec(BaseModel):
     headroom: float = 0.10
     fail_on: FailOnWord | list[FailOnWord] = "no-fit"
     fail_above: float | None = None
+    models: dict[str, str] | None = None  # model_name_or_path → config.json (or folder) in the repository
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,12 @@ class Policy:
     path: str
     from_file: bool
     notes: tuple[str, ...] = field(default=())
+    models: tuple[LocalModel, ...] = ()  # the `models:` map (rules/policy/models.py)
+
+    def local_model(self, model_id: str) -> LocalModel | None:
+        """The `models:` entry for a model_name_or_path (matched case-insensitively, as Hub ids are), if any."""
+        wanted = model_id.strip().rstrip("/").lower()
+        return next((entry for entry in self.models if entry.model_id.lower() == wanted), None)
 
     @property
     def only_training_configs(self) -> bool:
@@ -166,7 +174,7 @@ def read_policy(files: FileSource, path: str = POLICY_PATH) -> Policy:
         text = files.read_text(path)
     except FileNotFoundError:
         return load_policy(None)
-    return load_policy(text, path)
+    return read_models(load_policy(text, path), files)
 
 
 def load_policy(text: str | None, path: str = POLICY_PATH) -> Policy:
@@ -232,7 +240,27 @@ def _build_policy(spec: PolicySpec, lines: Mapping[KeyPath, int], path: str) -> 
         raise InputError(str(error), file=path, line=lines.get(("fail_on",))) from None
     return Policy(paths=paths, pools=tuple(pools), default_pool=default_pool, headroom=spec.headroom,
                   fail_on=fail_on, fail_above=spec.fail_above, path=path, from_file=True,
-                  notes=tuple(notes))
+                  notes=tuple(notes), models=_build_models(spec.models or {}, lines, path))
+
+
+def _build_models(written: Mapping[str, str], lines: Mapping[KeyPath, int], path: str) -> tuple[LocalModel, ...]:
+    """`models:` entries with their paths checked (inside the repository); the files are read later, from the
+    policy's own version of the repository (read_policy)."""
+    entries: list[LocalModel] = []
+    seen: set[str] = set()
+    for model_id, value in written.items():
+        line = lines.get(("models", model_id), lines.get(("models",)))
+        name = model_id.strip().rstrip("/")
+        if not name:
+            raise InputError("models: an empty model name", file=path, line=line)
+        if name.lower() in seen:
+            raise InputError(f"models: '{model_id}' is listed twice", file=path, line=line)
+        seen.add(name.lower())
+        try:
+            entries.append(LocalModel(model_id=name, path=config_path(value), line=line))
+        except ValueError as error:
+            raise InputError(f"models: '{model_id}': {error}", file=path, line=line) from None
+    return tuple(entries)
 
 
 def _build_pool(index: int, spec: PoolSpec, lines: Mapping[KeyPath, int], path: str,

@@ -221,7 +221,7 @@ def main() -> None:
     info = json.loads(port_file.read_text())
     port = free_port()
     env = {**os.environ, "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": info["url"],
-           "HF_ENDPOINT": "http://127.0.0.1:9", "VRAM_CHECK_GITHUB_RETRIES": "1", "VRAM_CHECK_GITHUB_THROTTLE": "0",
+           "HF_ENDPOINT": "http://127.0.0.1:9", "VRAM_CHECK_GITHUB_RETRIES": "1",
            "PYTHONPATH": str(ROOT)}
     service = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                                 "--log-level", "warning"], env=env, cwd=work)

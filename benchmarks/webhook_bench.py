@@ -1,17 +1,21 @@
-"""Webhook service benchmark: ack latency under a burst while pull requests are processed, the time from
-webhook to sticky comment, and resident memory.
+"""The GitHub App at GitHub's pace: what users get from `vram-check serve` with its production defaults.
 
-Setup (all on loopback): the fake GitHub REST server (tests/fakes/github.py) in its own process with N
-repositories, each with a pull request that changes a LLaMA-Factory training config of a bundled-catalog
-model; the real service as `python -m bot.cli serve` in a subprocess, configured from the environment.
-Then: N `pull_request.opened` deliveries (the PRs to process) followed at once by a burst of B deliveries
-from S concurrent senders (ignored comments, pings and `synchronize` redeliveries that re-queue checks).
-Measured: client-side ack latency of the burst (p50/p99), webhook → comment time per PR (p50/p95, from
-the fake's record of when each comment was created), and the peak resident memory of the service process
-and its workers (VmRSS from /proc).
+One command runs three scenarios against a fake GitHub (tests/fakes/github.py, in its own process) that
+answers every request after 50 ms and enforces GitHub's documented secondary limits (100 concurrent requests;
+900 points per minute per endpoint, writes 5 points; 80 content-creating requests per minute, 500 per hour):
+a request over one gets 403 with Retry-After and is counted as a violation.
 
-    nice .venv/bin/python benchmarks/webhook_bench.py [--prs 20] [--burst 300] [--senders 16]
-                                [--worker-mode process|thread] [--workers 2] [--github-latency-ms 50]
+1. burst: one replica, 20 pull requests opened at once (each in its own repository, touching one training
+   config), plus 300 other deliveries from 16 senders (comments, pings, synchronize redeliveries) meanwhile.
+2. lone: one pull request at a time, 10 times.
+3. replicas: two replicas sharing a real redis-server, 40 pull requests opened at once (alternating between the
+   replicas, as a load balancer would), one replica SIGKILLed (with its worker processes) mid-burst; the rest
+   of the deliveries go to the survivor.
+
+Printed: acknowledgement latency, webhook → first comment, GitHub requests per pull request, requests over a
+secondary limit, sticky comments and conclusions per pull request, peak RSS per replica (service + workers).
+
+    .venv/bin/python benchmarks/webhook_bench.py [--scenario all|burst|lone|replicas] [--github-latency-ms 50]
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -38,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from fakes.service import comment_payload, pull_request_payload  # noqa: E402
 
+from bot.render.markdown import MARKER  # noqa: E402
 from bot.webhooks.signature import sign  # noqa: E402
 
 SECRET = "bench-secret"
@@ -68,11 +76,12 @@ default_pool: a100
 
 
 def serve_fake_github(prs: int, port_file: str, latency_s: float) -> None:
-    """Child process: the fake GitHub with `prs` repositories and pull requests."""
-    from fakes.github import FakeGitHub, FakeGitHubState
+    """Child process: the fake GitHub, limits enforced, with `prs` repositories each with pull request #1."""
+    from fakes.github import FakeGitHub, FakeGitHubState, SecondaryLimits
 
     state = FakeGitHubState(token=TOKEN)
     state.latency_s = latency_s
+    state.limits = SecondaryLimits()
     for index in range(prs):
         repo = f"bench/configs-{index}"
         state.add_repo(repo, base_files={".github/vram-check.yml": POLICY,
@@ -116,6 +125,8 @@ def descendants(pid: int) -> list[int]:
 
 
 class MemorySampler(threading.Thread):
+    """Peak VmRSS of a process and of it plus its descendants (the fork server and the workers)."""
+
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
@@ -132,170 +143,325 @@ class MemorySampler(threading.Thread):
             time.sleep(0.1)
 
 
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
 def signed(event: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
     return body, {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
                   "X-Hub-Signature-256": sign(SECRET.encode(), body), "Content-Type": "application/json"}
 
 
-def raw_request(service_url: str, body: bytes, headers: dict[str, str]) -> bytes:
-    host = service_url.removeprefix("http://")
+class FakeGitHubProcess:
+    def __init__(self, prs: int, latency_s: float) -> None:
+        port_file = f"/tmp/vram-check-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}.json"
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=serve_fake_github, args=(prs, port_file, latency_s), daemon=True)
+        self.process.start()
+        while not Path(port_file).exists() or not Path(port_file).read_text():
+            time.sleep(0.05)
+        time.sleep(0.1)
+        info = json.loads(Path(port_file).read_text())
+        Path(port_file).unlink()
+        self.url: str = info["url"]
+        self.heads: dict[str, tuple[str, str]] = {k: (v[0], v[1]) for k, v in info["heads"].items()}
+
+    def get(self, what: str) -> Any:
+        return httpx.get(f"{self.url}/_fake/{what}", timeout=30).json()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=10)
+
+
+class Replica:
+    """`vram-check serve` in its own session (so a SIGKILL of its group takes its workers along), configured
+    only through the environment, with the production defaults."""
+
+    def __init__(self, github_url: str, state_dir: Path, redis_url: str | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github_url,
+               "HF_ENDPOINT": "http://127.0.0.1:9", "VRAM_CHECK_STATE_DIR": str(state_dir),
+               "PYTHONPATH": str(ROOT)}
+        if redis_url:
+            env["VRAM_CHECK_REDIS_URL"] = redis_url
+        env.update(json.loads(os.environ.get("BENCH_SERVICE_ENV", "{}")))  # experiments only; the default is none
+        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
+                                         str(self.port), "--log-level", "warning"], env=env, cwd=ROOT,
+                                        start_new_session=True)
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or self.process.poll() is not None:
+                raise SystemExit("the service did not start")
+            time.sleep(0.1)
+        self.sampler = MemorySampler(self.process.pid)
+        self.sampler.start()
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.sampler.stop.set()
+
+    def close(self) -> None:
+        self.sampler.stop.set()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def rss_mib(self) -> dict[str, float]:
+        return {"service_process": round(self.sampler.peak_main / 1024, 1),
+                "service_and_workers": round(self.sampler.peak_total / 1024, 1)}
+
+
+def raw_request(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    host = url.removeprefix("http://")
     lines = ["POST /webhook HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
              *(f"{name}: {value}" for name, value in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
+async def read_status(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
     await reader.readexactly(length)
-    return status
+    return int(head.split(b" ", 2)[1])
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+async def send_all(urls: list[str], deliveries: list[tuple[str, dict[str, Any]]], senders: int,
+                   ack: list[float], sent_at: dict[str, float] | None = None) -> None:
+    """Deliveries spread over the replicas' URLs round-robin, from `senders` concurrent connections. A
+    deliberately light client (requests signed beforehand, raw HTTP/1.1 on keep-alive sockets), so that the
+    load generator takes as little as possible of the two shared cores."""
+    prepared = []
+    for index, (event, payload) in enumerate(deliveries):
+        url = urls[index % len(urls)]
+        repo = payload["repository"]["full_name"] if event == "pull_request" else None
+        prepared.append((url, repo, raw_request(url, *signed(event, payload))))
+    queues: dict[str, asyncio.Queue[tuple[str | None, bytes]]] = {url: asyncio.Queue() for url in urls}
+    for url, repo, request in prepared:
+        queues[url].put_nowait((repo, request))
+
+    async def sender(url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while not queues[url].empty():
+                repo, request = queues[url].get_nowait()
+                if sent_at is not None and repo is not None:
+                    sent_at.setdefault(repo, time.time())
+                started = time.perf_counter()
+                writer.write(request)
+                status = await read_status(reader)
+                ack.append(time.perf_counter() - started)
+                assert status in (200, 202), status
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(sender(urls[i % len(urls)]) for i in range(max(senders, len(urls)))))
 
 
-async def run_bench(args: argparse.Namespace, service_url: str, heads: dict[str, tuple[str, str]],
-                    github_url: str) -> dict[str, Any]:
-    repos = sorted(heads)
-    opened = [("pull_request", pull_request_payload("opened", repo, 1, *heads[repo])) for repo in repos]
-    burst: list[tuple[str, dict[str, Any]]] = []
-    for index in range(args.burst):
-        repo = repos[index % len(repos)]
-        kind = index % 10
-        if kind == 0:
-            burst.append(("pull_request", pull_request_payload("synchronize", repo, 1, *heads[repo])))
-        elif kind == 1:
-            burst.append(("ping", {"zen": "Keep it logically awesome.", "hook_id": index}))
-        else:
-            burst.append(("issue_comment", comment_payload(repo, 1, f"Looks good to me ({index})",
-                                                           comment_id=10_000 + index)))
-    prepared_opened = [signed(event, payload) for event, payload in opened]
-    prepared_burst = [raw_request(service_url, *signed(event, payload)) for event, payload in burst]
-    ack: list[float] = []
-    sent_at: dict[str, float] = {}
-    async with httpx.AsyncClient(timeout=30) as client:
-        for (body, headers), repo in zip(prepared_opened, repos, strict=True):
-            sent_at[repo] = time.time()
-            response = await client.post(f"{service_url}/webhook", content=body, headers=headers)
-            assert response.status_code == 202, response.text
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
-        for item in prepared_burst:
-            queue.put_nowait(item)
-        host, port = service_url.removeprefix("http://").split(":")
+def first_comments(github: FakeGitHubProcess) -> dict[str, float]:
+    first: dict[str, float] = {}
+    for repo, _number, epoch in github.get("comment-times"):
+        first[repo] = min(epoch, first.get(repo, epoch))
+    return first
 
-        async def sender() -> None:
-            # A deliberately light client (pre-built requests on one keep-alive connection per sender), so
-            # the load generator takes as little of the 2 shared cores as possible.
-            reader, writer = await asyncio.open_connection(host, int(port))
-            try:
-                while not queue.empty():
-                    request = queue.get_nowait()
-                    started = time.perf_counter()
-                    writer.write(request)
-                    status = await read_response(reader)
-                    ack.append(time.perf_counter() - started)
-                    assert status in (200, 202), status
-            finally:
-                writer.close()
 
-        burst_started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(args.senders)))
-        burst_seconds = time.perf_counter() - burst_started
-        deadline = time.time() + 120
-        first_comment: dict[str, float] = {}
-        while time.time() < deadline and len(first_comment) < len(repos):
-            times = (await client.get(f"{github_url}/_fake/comment-times")).json()
-            for repo, _number, epoch in times:
-                first_comment[repo] = min(epoch, first_comment.get(repo, epoch))
-            await asyncio.sleep(0.05)
-        while (await client.get(f"{service_url}/healthz")).json()["pending_jobs"] and time.time() < deadline:
-            await asyncio.sleep(0.05)
-        comments_total = len((await client.get(f"{github_url}/_fake/comment-times")).json())
-    to_comment = [first_comment[repo] - sent_at[repo] for repo in repos if repo in first_comment]
-    return {
-        "ack_ms": {"p50": 1000 * percentile(ack, 50), "p99": 1000 * percentile(ack, 99),
-                   "max": 1000 * max(ack), "n": len(ack)},
-        "burst_seconds": burst_seconds,
-        "webhook_to_comment_s": {"p50": percentile(to_comment, 50) if to_comment else None,
-                                 "p95": percentile(to_comment, 95) if to_comment else None,
-                                 "max": max(to_comment) if to_comment else None,
-                                 "commented_prs": len(to_comment), "prs": len(repos)},
-        "comments_total": comments_total,
-    }
+def wait_until(condition: Any, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def outcome_per_pr(github: FakeGitHubProcess) -> dict[str, Any]:
+    stats = github.get("stats")
+    sticky = {repo: sum(1 for line in lines if line == MARKER) for repo, lines in stats["sticky"].items()}
+    concluded = {repo: any(s[0] == stats["heads"][repo] and s[1] in ("success", "failure")
+                           for s in statuses) for repo, statuses in stats["statuses"].items()}
+    return {"stats": stats, "sticky": sticky, "concluded": concluded}
+
+
+def requests_summary(stats: dict[str, Any]) -> dict[str, Any]:
+    per_repo = list(stats["requests_per_repo"].values())
+    return {"requests_per_pr": {"mean": round(sum(per_repo) / len(per_repo), 2) if per_repo else None,
+                                "max": max(per_repo) if per_repo else None},
+            "requests_over_a_secondary_limit": len(stats["violations"]),
+            "max_concurrent_requests": stats["max_in_flight"]}
+
+
+def scenario_burst(args: argparse.Namespace, state_root: Path) -> dict[str, Any]:
+    github = FakeGitHubProcess(args.prs, args.github_latency_ms / 1000)
+    replica = Replica(github.url, state_root / "burst")
+    try:
+        repos = sorted(github.heads)
+        opened = [("pull_request", pull_request_payload("opened", repo, 1, *github.heads[repo])) for repo in repos]
+        noise: list[tuple[str, dict[str, Any]]] = []
+        for index in range(args.burst):
+            repo = repos[index % len(repos)]
+            if index % 10 == 0:
+                noise.append(("pull_request", pull_request_payload("synchronize", repo, 1, *github.heads[repo])))
+            elif index % 10 == 1:
+                noise.append(("ping", {"zen": "Keep it logically awesome.", "hook_id": index}))
+            else:
+                noise.append(("issue_comment", comment_payload(repo, 1, f"Looks good ({index})",
+                                                               comment_id=10_000 + index)))
+        ack: list[float] = []
+        sent_at: dict[str, float] = {}
+        asyncio.run(send_all([replica.url], opened, len(opened), ack, sent_at))
+        asyncio.run(send_all([replica.url], noise, 16, ack))
+        wait_until(lambda: len(first_comments(github)) >= len(repos), 120)
+        wait_until(lambda: httpx.get(f"{replica.url}/healthz").json()["pending_jobs"] == 0, 120)
+        first = first_comments(github)
+        to_comment = [first[r] - sent_at[r] for r in repos if r in first]
+        outcome = outcome_per_pr(github)
+        metrics = httpx.get(f"{replica.url}/metrics").text
+        server_ack = {line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                      for line in metrics.splitlines() if line.startswith("vram_check_ack_seconds_bucket")}
+        return {
+            "server_side_ack_histogram": server_ack,
+            "prs": len(repos), "prs_commented": len(to_comment),
+            "first_comment_s": {"p50": _r(percentile(to_comment, 50)), "p95": _r(percentile(to_comment, 95)),
+                                "max": _r(max(to_comment) if to_comment else None)},
+            "ack_ms": {"p50": _ms(percentile(ack, 50)), "p99": _ms(percentile(ack, 99)), "max": _ms(max(ack)),
+                       "n": len(ack)},
+            "sticky_comments_per_pr": sorted(set(outcome["sticky"].values())),
+            "prs_with_a_conclusion": sum(outcome["concluded"].values()),
+            **requests_summary(outcome["stats"]),
+            "rss_mib": replica.rss_mib(),
+        }
+    finally:
+        replica.close()
+        github.close()
+
+
+def scenario_lone(args: argparse.Namespace, state_root: Path) -> dict[str, Any]:
+    github = FakeGitHubProcess(args.lone, args.github_latency_ms / 1000)
+    replica = Replica(github.url, state_root / "lone")
+    try:
+        times: list[float] = []
+        ack: list[float] = []
+        for repo in sorted(github.heads):
+            sent: dict[str, float] = {}
+            asyncio.run(send_all([replica.url], [("pull_request", pull_request_payload(
+                "opened", repo, 1, *github.heads[repo]))], 1, ack, sent))
+            wait_until(lambda repo=repo: repo in first_comments(github), 60)
+            wait_until(lambda: httpx.get(f"{replica.url}/healthz").json()["pending_jobs"] == 0, 60)
+            first = first_comments(github)
+            if repo in first:
+                times.append(first[repo] - sent[repo])
+        stats = github.get("stats")
+        first_repo = sorted(github.heads)[0]
+        one_pr = [f"{m} {p}" for m, p in stats["requests"] if p.startswith(f"/repos/{first_repo}/")]
+        return {"prs": len(github.heads), "prs_commented": len(times), "requests_of_one_pr": one_pr,
+                "first_comment_s": {"p50": _r(percentile(times, 50)), "p95": _r(percentile(times, 95)),
+                                    "max": _r(max(times) if times else None)},
+                "ack_ms": {"p50": _ms(percentile(ack, 50)), "max": _ms(max(ack))},
+                **requests_summary(stats), "rss_mib": replica.rss_mib()}
+    finally:
+        replica.close()
+        github.close()
+
+
+def scenario_replicas(args: argparse.Namespace, state_root: Path) -> dict[str, Any]:
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        return {"skipped": "redis-server is not installed (apt-get install redis-server)"}
+    port = free_port()
+    redis = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    github = FakeGitHubProcess(args.replica_prs, args.github_latency_ms / 1000)
+    replicas = [Replica(github.url, state_root / f"replica-{i}", redis_url) for i in range(2)]
+    try:
+        repos = sorted(github.heads)
+        opened = [("pull_request", pull_request_payload("opened", repo, 1, *github.heads[repo])) for repo in repos]
+        half = len(opened) // 2
+        ack: list[float] = []
+        started = time.time()
+        asyncio.run(send_all([r.url for r in replicas], opened[:half], half, ack))
+        rss_killed = replicas[0].rss_mib()
+        replicas[0].kill()  # mid-burst: half the deliveries accepted, most of their jobs queued or running
+        killed_at = time.time() - started
+        asyncio.run(send_all([replicas[1].url], opened[half:], len(opened) - half, ack))
+
+        def settled() -> bool:
+            outcome = outcome_per_pr(github)
+            return all(outcome["sticky"].get(r) == 1 and outcome["concluded"].get(r) for r in repos)
+
+        done = wait_until(settled, args.replica_timeout)
+        all_done_s = time.time() - started
+        outcome = outcome_per_pr(github)
+        return {
+            "prs": len(repos), "replicas": 2, "killed_replica_after_s": round(killed_at, 2),
+            "all_settled": done, "all_settled_after_s": round(all_done_s, 1),
+            "prs_with_exactly_one_sticky": sum(1 for r in repos if outcome["sticky"].get(r) == 1),
+            "prs_with_more_than_one_sticky": sum(1 for r in repos if outcome["sticky"].get(r, 0) > 1),
+            "prs_without_sticky": sum(1 for r in repos if outcome["sticky"].get(r, 0) == 0),
+            "prs_with_a_conclusion_on_their_head": sum(1 for r in repos if outcome["concluded"].get(r)),
+            "ack_ms": {"p50": _ms(percentile(ack, 50)), "p99": _ms(percentile(ack, 99))},
+            **requests_summary(outcome["stats"]),
+            "rss_mib": {"killed_replica_before_kill": rss_killed, "survivor": replicas[1].rss_mib()},
+        }
+    finally:
+        for replica in replicas:
+            replica.close()
+        github.close()
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(1000 * value, 1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=("all", "burst", "lone", "replicas"), default="all")
     parser.add_argument("--prs", type=int, default=20)
     parser.add_argument("--burst", type=int, default=300)
-    parser.add_argument("--senders", type=int, default=16)
-    parser.add_argument("--worker-mode", choices=("process", "thread"), default="process")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--github-latency-ms", type=float, default=50.0,
-                        help="added to every fake GitHub answer, so checks overlap the burst as on github.com")
+    parser.add_argument("--lone", type=int, default=10)
+    parser.add_argument("--replica-prs", type=int, default=40)
+    parser.add_argument("--replica-timeout", type=float, default=240.0)
+    parser.add_argument("--github-latency-ms", type=float, default=50.0)
     args = parser.parse_args()
-
-    port_file = f"/tmp/vram-check-bench-{os.getpid()}.json"
-    context = multiprocessing.get_context("spawn")
-    fake = context.Process(target=serve_fake_github, args=(args.prs, port_file, args.github_latency_ms / 1000),
-                           daemon=True)
-    fake.start()
-    while not Path(port_file).exists() or not Path(port_file).read_text():
-        time.sleep(0.05)
-    time.sleep(0.1)
-    info = json.loads(Path(port_file).read_text())
-    Path(port_file).unlink()
-    port = free_port()
-    env = {**os.environ, "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": info["url"],
-           "HF_ENDPOINT": "http://127.0.0.1:9", "VRAM_CHECK_WORKER_MODE": args.worker_mode,
-           "VRAM_CHECK_WORKERS": str(args.workers), "VRAM_CHECK_GITHUB_RETRIES": "1",
-           "VRAM_CHECK_GITHUB_THROTTLE": "0", "PYTHONPATH": str(ROOT)}
-    service = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
-                                str(port), "--log-level", "warning"], env=env, cwd=ROOT)
-    service_url = f"http://127.0.0.1:{port}"
+    state_root = Path(tempfile.mkdtemp(prefix="vram-check-bench-"))
+    results: dict[str, Any] = {"settings": {"github_latency_ms": args.github_latency_ms,
+                                            "service": "production defaults (only secrets, URLs, state dir set)",
+                                            "cpus": os.cpu_count(),
+                                            "load_average_at_start": os.getloadavg()}}
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{service_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or service.poll() is not None:
-                raise SystemExit("service did not start")
-            time.sleep(0.1)
-        sampler = MemorySampler(service.pid)
-        sampler.start()
-        idle_rss = rss_kib(service.pid) + sum(rss_kib(c) for c in descendants(service.pid))
-        result = asyncio.run(run_bench(args, service_url, {k: tuple(v) for k, v in info["heads"].items()},
-                                       info["url"]))
-        sampler.stop.set()
-        sampler.join()
-        server_metrics = httpx.get(f"{service_url}/metrics").text
-        result["rss_mib"] = {"idle_total": idle_rss / 1024, "peak_service_process": sampler.peak_main / 1024,
-                             "peak_service_and_workers": sampler.peak_total / 1024}
-        result["config"] = {"prs": args.prs, "burst": args.burst, "senders": args.senders,
-                            "github_latency_ms": args.github_latency_ms,
-                            "worker_mode": args.worker_mode, "workers": args.workers, "cpus": os.cpu_count()}
-        result["server_jobs"] = [line for line in server_metrics.splitlines()
-                                 if line.startswith(("vram_check_jobs_total", "vram_check_jobs_superseded_total"))]
-        result["server_ack_histogram"] = [line.split("vram_check_ack_seconds_bucket")[1]
-                                          for line in server_metrics.splitlines()
-                                          if line.startswith("vram_check_ack_seconds_bucket")]
-        print(json.dumps(result, indent=2))
+        for name, run in (("burst", scenario_burst), ("lone", scenario_lone), ("replicas", scenario_replicas)):
+            if args.scenario in ("all", name):
+                results[name] = run(args, state_root)
+                print(json.dumps({name: results[name]}, indent=2), flush=True)
     finally:
-        service.terminate()
-        service.wait(timeout=30)
-        fake.terminate()
-        fake.join(timeout=10)
+        shutil.rmtree(state_root, ignore_errors=True)
+    results["settings"]["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(results["settings"], indent=2))
     return 0
 
 

@@ -35,6 +35,7 @@ from bot.local import (
     repo_root_for,
     resolver_from_env,
 )
+from bot.ratelimit import GitHubLimits, Limiter, LocalBudget
 from bot.render.markdown import RenderContext, render_markdown
 from bot.render.text import render_text
 from bot.settings import DEFAULT_API_URL, Settings
@@ -233,9 +234,10 @@ def post_comment(body: str, event: ActionEvent, token: str, env: Mapping[str, st
         return None, ("Pull request from a fork: the workflow token is read-only, so the report is in this "
                       "job summary and the annotations only (install the vram-check App for comments).")
     settings = Settings(webhook_secret=SecretStr("unused by the Action"), token=SecretStr(token),
-                        api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, github_retries=2,
-                        github_throttle=False)
-    gateway = PullRequestGateway(GitHubClients(settings).client(None), event.repository, event.number, settings)
+                        api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, github_retries=2)
+    limiter = Limiter(LocalBudget(GitHubLimits(max_wait_s=settings.github_max_wait_s)), GitHubLimits())
+    gateway = PullRequestGateway(GitHubClients(settings, limiter).client(None), event.repository, event.number,
+                                 settings)
     try:
         action, url = upsert_summary(gateway, body)
     except GitHubUnavailable as error:

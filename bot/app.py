@@ -1,8 +1,9 @@
 """The webhook service (Starlette): POST /webhook, GET /healthz, GET /metrics.
 
-The event loop only verifies, filters, deduplicates and queues (all cheap); GitHub, YAML and estimation
-work runs in a pool of worker processes (or threads, `VRAM_CHECK_WORKER_MODE=thread`), so an
-acknowledgement never waits behind that work for the GIL. See docs/github-app.md for the measurements.
+The event loop only verifies, filters, deduplicates and queues (all cheap; the store writes run in a thread);
+a job's GitHub and Hub I/O runs in the queue's threads and its estimate in worker processes
+(bot.webhooks.runner), so an acknowledgement never waits behind that work. An accepted delivery is in the
+journal before the 202 goes out. See docs/github-app.md and docs/queue.md.
 
 Every input is bounded before it is read: the body by size (413), the JSON by nesting depth before it is
 parsed (400; estimator.source.json_depth_ok, C-speed, and off the event loop for large bodies), header
@@ -17,13 +18,16 @@ import contextlib
 import importlib
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
+from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,12 +35,9 @@ from starlette.routing import Route
 from bot.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from bot.settings import Settings
 from bot.webhooks import HANDLER_MODULES
-from bot.webhooks.dedup import DeliveryLog
-from bot.webhooks.jobs import Job, JobOutcome
 from bot.webhooks.router import ROUTER, Delivery
-from bot.webhooks.scheduler import PullRequestScheduler
+from bot.webhooks.runner import JobRunner
 from bot.webhooks.signature import signature_ok
-from bot.webhooks.worker import execute, make_context, make_executor, run_job, warm_up
 from estimator.source import MAX_JSON_DEPTH, json_depth_ok
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 class WebhookService:
-    """State shared by the routes: settings, dedup log, scheduler, executor, metrics."""
+    """State shared by the routes: settings, metrics, and the job runner (queue, store, workers)."""
 
     def __init__(self, settings: Settings) -> None:
         for module in HANDLER_MODULES:
@@ -96,17 +97,7 @@ class WebhookService:
         self.secret = settings.webhook_secret.get_secret_value().encode()
         self.known_events = ROUTER.events()
         self.metrics = ServiceMetrics()
-        self.deliveries = DeliveryLog(settings.dedup_capacity)
-        self.executor: Executor | None = None
-        self.thread_context = make_context(settings) if settings.worker_mode == "thread" else None
-        self.scheduler = PullRequestScheduler(self._run, self.metrics)
-
-    async def _run(self, job: Job) -> JobOutcome:
-        assert self.executor is not None
-        loop = asyncio.get_running_loop()
-        if self.thread_context is not None:
-            return await loop.run_in_executor(self.executor, execute, self.thread_context, job)
-        return await loop.run_in_executor(self.executor, run_job, job)
+        self.runner = JobRunner(settings, self.metrics)
 
     def _answer(self, event: str, outcome: str, status: int, started: float) -> JSONResponse:
         self.metrics.deliveries.labels(event, outcome).inc()
@@ -138,40 +129,62 @@ class WebhookService:
         handler = ROUTER.lookup(event, action if isinstance(action, str) else None)
         if handler is None:
             return self._answer(label, "ignored", 202, started)
-        if delivery_id and not self.deliveries.first_time(delivery_id):
-            return self._answer(label, "duplicate", 202, started)
         try:
             handled = handler(Delivery(event, delivery_id, received_at, payload))
         except ValidationError as error:
-            if delivery_id:
-                self.deliveries.forget(delivery_id)
             log.warning("malformed %s delivery %s: %d validation errors", label, delivery_id,
                         error.error_count())
             return self._answer(label, "malformed", 400, started)
-        for job in handled.jobs:
-            self.scheduler.submit(job)
+        # Only a delivery that makes work is deduplicated (a store write, ~1 ms: cheaper here than a thread hop).
+        try:
+            if handled.jobs and delivery_id and not self.runner.claim(delivery_id):
+                return self._answer(label, "duplicate", 202, started)
+            for job in handled.jobs:
+                self.runner.accept(job)  # journal + queue, durable before the 202
+        except Exception as error:  # the store is unreachable: GitHub marks the delivery failed, to redeliver
+            log.error("could not accept %s delivery %s: %s", label, delivery_id, type(error).__name__)
+            return self._answer(label, "unavailable", 503, started)
         status = 200 if event == "ping" else 202
         return self._answer(label, handled.outcome, status, started)
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "pending_jobs": self.scheduler.pending,
-                             "worker_mode": self.settings.worker_mode, "workers": self.settings.workers})
+        """200 only while the service can do work: store reachable, worker processes up, queue consumed."""
+        problems = await run_in_threadpool(self.runner.health)
+        pending = None if problems else await run_in_threadpool(lambda: self.runner.pending)
+        body = {"status": "unavailable" if problems else "ok", "problems": problems, "pending_jobs": pending,
+                "running_jobs": self.runner.running, "worker_mode": self.settings.worker_mode,
+                "worker_pids": self.runner.cpu.worker_pids(),
+                "workers": self.settings.workers, "store": "redis" if self.settings.redis_url else "sqlite"}
+        return JSONResponse(body, status_code=503 if problems else 200)
 
     async def metrics_route(self, request: Request) -> Response:
+        with contextlib.suppress(Exception):  # the store may be unreachable; /healthz says so
+            self.metrics.in_flight.set(await run_in_threadpool(lambda: self.runner.pending))
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    def _hook_shutdown_signals(self) -> None:
+        """Tell the runner the moment SIGTERM / SIGINT arrives (then let the web server's handler run): the
+        worker processes get the signal too when it goes to the process group."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # an app served from a thread (tests): no signals
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+
+            def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self.runner.stopping_now()
+                if callable(previous):
+                    previous(number, frame)
+
+            signal.signal(signum, handler)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.executor = make_executor(self.settings)
-        if self.thread_context is None:  # start every worker process now, not during the first burst
-            loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(self.executor, warm_up, index)
-                                   for index in range(self.settings.workers)))
+        self._hook_shutdown_signals()
+        await asyncio.to_thread(self.runner.start)
         try:
             yield
         finally:
-            await self.scheduler.idle()
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            await asyncio.to_thread(self.runner.stop)
 
 
 def create_app(settings: Settings) -> Starlette:

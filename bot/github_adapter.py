@@ -3,8 +3,9 @@
 Objects are always built from the repository's full name and the pull request / comment numbers taken
 from a payload, never from the payload's URLs (PyGithub refuses foreign hosts, and a payload is data).
 Authentication: a GitHub App (JWT -> installation token, refreshed by PyGithub 20 s before it expires)
-or a plain token. Retries: urllib3 via `GithubRetry`, bounded, with exponential backoff on 5xx and
-rate limits (waits capped so a worker is never parked for minutes).
+or a plain token. Every request goes through `bot.ratelimit` (GitHub's documented limits per installation,
+shared by all threads and replicas; rate-limit waits capped; reads retried on 5xx; a 404 is an answer).
+PyGithub's own throttle and retry are off: they slept between all requests of a client.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from github import Auth, Github, GithubException, GithubIntegration, GithubRetry, UnknownObjectException
+from github import Auth, Github, GithubException, GithubIntegration, UnknownObjectException
 from github.Issue import Issue
 from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
+from bot.ratelimit import Limiter, RateLimited, installation_key, limit_client
 from bot.settings import Settings
+from bot.webhooks.evaluate import ChangedFile
 from estimator.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,14 @@ T = TypeVar("T")
 
 class GitHubUnavailable(Exception):
     """GitHub answered with an error (after retries) or could not be reached."""
+
+
+class GitHubRateLimited(GitHubUnavailable):
+    """GitHub asked for a wait longer than the cap (or the job's time left)."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
 
 
 class FileTooLarge(InputError):
@@ -59,13 +70,6 @@ class PullRequestInfo:
     head_sha: str
     base_sha: str
     draft: bool
-
-
-@dataclass(frozen=True)
-class ChangedFile:
-    path: str
-    status: str
-    added_lines: frozenset[int]  # head-side line numbers a review comment may target (RIGHT side of the diff)
 
 
 @dataclass(frozen=True)
@@ -96,24 +100,12 @@ def diff_right_lines(patch: str | None) -> frozenset[int]:
     return frozenset(lines)
 
 
-def _retry(settings: Settings) -> GithubRetry | None:
-    if settings.github_retries == 0:
-        return None
-    return GithubRetry(total=settings.github_retries, backoff_factor=0.25, backoff_max=4.0,
-                       secondary_rate_wait=15, max_rate_limit_wait=30)
-
-
-def _throttle_kwargs(settings: Settings) -> dict[str, Any]:
-    if settings.github_throttle:
-        return {}
-    return {"seconds_between_requests": None, "seconds_between_writes": None}
-
-
 class GitHubClients:
     """One long-lived PyGithub client per installation (App auth) or one for the token; thread-safe."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, limiter: Limiter | None = None) -> None:
         self._settings = settings
+        self._limiter = limiter
         self._lock = threading.Lock()
         self._clients: dict[int | None, Github] = {}
         self._app_auth: Auth.AppAuth | None = None
@@ -125,9 +117,10 @@ class GitHubClients:
         return self._app_auth is not None
 
     def _common(self) -> dict[str, Any]:
+        # No PyGithub throttle (seconds_between_*) and no urllib3 GithubRetry: bot.ratelimit paces and retries.
         return {"base_url": self._settings.api_url.rstrip("/"), "timeout": int(self._settings.github_timeout_s),
-                "retry": _retry(self._settings), "lazy": True, "user_agent": "vram-check",
-                **_throttle_kwargs(self._settings)}
+                "retry": None, "lazy": True, "user_agent": "vram-check", "per_page": 100, "pool_size": 64,
+                "seconds_between_requests": None, "seconds_between_writes": None}
 
     def client(self, installation_id: int | None) -> Github:
         key = installation_id if self._app_auth is not None else None
@@ -143,6 +136,9 @@ class GitHubClients:
             else:
                 assert self._settings.token is not None  # guaranteed by Settings validation
                 gh = Github(auth=Auth.Token(self._settings.token.get_secret_value()), **self._common())
+            if self._limiter is not None:
+                token = self._settings.token.get_secret_value() if self._settings.token else None
+                limit_client(gh, self._limiter, installation_key(key, token), self._settings.github_retries, 64)
             self._clients[key] = gh
             return gh
 
@@ -195,6 +191,10 @@ class PullRequestGateway:
         except (FileNotFoundError, FileTooLarge):
             self.counter.record("ok")
             raise
+        except RateLimited as error:
+            self.counter.record("rate-limited")
+            log.warning("GitHub rate limit: %s on %s#%d: %s", what, self.full_name, self.number, error.why)
+            raise GitHubRateLimited(f"{error.why} ({what})", error.wait_s) from None
         except GithubException as error:
             self.counter.record("error")
             log.warning("GitHub call failed: %s on %s#%d: HTTP %s", what, self.full_name, self.number,
@@ -232,7 +232,8 @@ class PullRequestGateway:
                 if len(files) >= limit:
                     return files, True
                 files.append(ChangedFile(path=item.filename, status=item.status,
-                                         added_lines=diff_right_lines(item.patch)))
+                                         added_lines=diff_right_lines(item.patch), blob_sha=item.sha,
+                                         patch=item.patch, previous_path=item.previous_filename))
             return files, False
         return self._call("listing changed files", fetch)
 
@@ -301,9 +302,13 @@ class PullRequestGateway:
         return self._call("creating a comment", post)
 
     def edit_comment(self, comment_id: int, body: str) -> None:
+        """PATCH the comment (one request; FileNotFoundError when it no longer exists)."""
         def patch() -> None:
-            comment: IssueComment = self._issue.get_comment(comment_id)
-            comment.edit(body)
+            comment: IssueComment = self._issue.get_comment(comment_id)  # lazy: no request
+            try:
+                comment.edit(body)
+            except UnknownObjectException:
+                raise FileNotFoundError(f"comment {comment_id}") from None
         self._call("editing the comment", patch)
 
     def react(self, comment_id: int, content: str) -> None:

@@ -1,7 +1,7 @@
 """Prometheus metrics of the webhook service (GET /metrics).
 
-Work runs in worker processes, so workers report their GitHub / Hub call counts back with each job's
-outcome and the service process records them here; one registry, no multiprocess mode needed.
+A job's GitHub and Hub calls run in the service process (its queue threads), only the estimate runs in worker
+processes, so one registry holds everything; no multiprocess mode needed.
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ from estimator.errors import InputError
 DEFAULT_API_URL = "https://api.github.com"
 
 
+def default_state_dir() -> Path:
+    """Where the embedded store lives when VRAM_CHECK_STATE_DIR is not set: $XDG_STATE_HOME/vram-check."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "vram-check"
+
+
 class SettingsError(InputError):
     """The service environment is incomplete or contradictory."""
 
@@ -44,14 +50,18 @@ class Settings(BaseModel):
     max_payload_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_files_per_pr: int = Field(default=300, gt=0)
     max_file_bytes: int = Field(default=512 * 1024, gt=0)
-    dedup_capacity: int = Field(default=10_000, gt=0)
     # Where background work runs: a pool of worker processes (default) or threads of this process.
     worker_mode: Literal["process", "thread"] = "process"
     workers: int = Field(default=2, gt=0, le=32)
     github_retries: int = Field(default=3, ge=0, le=10)
     github_timeout_s: float = Field(default=15.0, gt=0)
-    # Tests and the benchmark talk to loopback fakes and must not be throttled by PyGithub.
-    github_throttle: bool = True
+    # Queue and state (docs/queue.md): an embedded SQLite store in state_dir (one replica), or Redis (several).
+    state_dir: Path = Field(default_factory=lambda: default_state_dir())
+    redis_url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://")
+    io_threads: int = Field(default=16, gt=0, le=256)  # jobs whose GitHub / Hub I/O is in flight at once
+    job_timeout_s: float = Field(default=120.0, gt=0)  # a job's whole time limit (its CPU part is killed past it)
+    drain_s: float = Field(default=20.0, ge=0)  # on SIGTERM: finish running jobs for this long, keep the rest
+    github_max_wait_s: float = Field(default=30.0, ge=0)  # cap on a Retry-After / rate-limit reset wait
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> Settings:
@@ -113,7 +123,12 @@ class Settings(BaseModel):
             "worker_mode": "VRAM_CHECK_WORKER_MODE",
             "workers": "VRAM_CHECK_WORKERS",
             "github_retries": "VRAM_CHECK_GITHUB_RETRIES",
-            "github_throttle": "VRAM_CHECK_GITHUB_THROTTLE",
+            "state_dir": "VRAM_CHECK_STATE_DIR",
+            "redis_url": "VRAM_CHECK_REDIS_URL",
+            "io_threads": "VRAM_CHECK_IO_THREADS",
+            "job_timeout_s": "VRAM_CHECK_JOB_TIMEOUT_S",
+            "drain_s": "VRAM_CHECK_DRAIN_S",
+            "github_max_wait_s": "VRAM_CHECK_GITHUB_MAX_WAIT_S",
         }
         values = {field: env[name] for field, name in names.items() if env.get(name)}
         if "webhook_secret" not in values:

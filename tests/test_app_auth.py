@@ -63,7 +63,7 @@ def service(github: FakeGitHub, hub: FakeHub, app_key: tuple[Path, str],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     settings = Settings(webhook_secret=SECRET, app_id=APP_ID, app_private_key=str(app_key[0]), api_url=github.url,
                         hf_endpoint=hub.url, hf_token=HF_GOOD_TOKEN, hf_cache_dir=tmp_path_factory.mktemp("hf"),
-                        github_throttle=False, github_retries=0, worker_mode="process", workers=2)
+                        github_retries=0, worker_mode="process", workers=2)
     with RunningService(settings) as running:
         yield running
 
@@ -102,7 +102,7 @@ def test_wrong_private_key_is_refused_and_the_service_stays_up(github: FakeGitHu
     wrong = tmp_path / "other.pem"
     wrong.write_text(keypair()[0])
     settings = Settings(webhook_secret=SECRET, app_id=APP_ID, app_private_key=str(wrong), api_url=github.url,
-                        hf_endpoint=hub.url, github_throttle=False, github_retries=0, worker_mode="thread",
+                        hf_endpoint=hub.url, github_retries=0, worker_mode="thread",
                         workers=1)
     repo, number, head, base = open_pull(github, "wrong-key", {"configs/sft.yaml": lora()})
     with RunningService(settings) as running:
@@ -139,7 +139,7 @@ def test_installation_tokens_are_refreshed_before_they_expire(github: FakeGitHub
     # PyGithub renews an installation token 20 s before its expires_at: tokens that live 10 s are renewed
     # on the next use, and the renewed token is what the following calls carry.
     settings = Settings(webhook_secret=SECRET, app_id=APP_ID, app_private_key=str(app_key[0]), api_url=github.url,
-                        hf_endpoint=hub.url, github_throttle=False, github_retries=0, worker_mode="thread",
+                        hf_endpoint=hub.url, github_retries=0, worker_mode="thread",
                         workers=1)
     github.state.token_ttl_s = 10
     try:

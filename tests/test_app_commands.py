@@ -52,7 +52,7 @@ def github() -> Iterator[FakeGitHub]:
 
 @pytest.fixture(scope="module")
 def service(github: FakeGitHub) -> Iterator[RunningService]:
-    settings = Settings(webhook_secret=SECRET, token=TOKEN, api_url=github.url, github_throttle=False,
+    settings = Settings(webhook_secret=SECRET, token=TOKEN, api_url=github.url,
                         github_retries=0, worker_mode="thread", workers=2)
     with RunningService(settings) as running:
         yield running

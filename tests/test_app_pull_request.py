@@ -88,7 +88,7 @@ def github() -> Iterator[FakeGitHub]:
 @pytest.fixture(scope="module")
 def service(github: FakeGitHub, hub: FakeHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     settings = Settings(webhook_secret=SECRET, token=TOKEN, api_url=github.url, hf_endpoint=hub.url,
-                        hf_cache_dir=tmp_path_factory.mktemp("hf-cache"), github_throttle=False,
+                        hf_cache_dir=tmp_path_factory.mktemp("hf-cache"),
                         github_retries=1, worker_mode="thread", workers=2)
     with RunningService(settings) as running:
         yield running
@@ -213,16 +213,19 @@ def test_a_path_as_model_is_refused(service: RunningService, github: FakeGitHub)
 
 def test_github_outage_is_survived_and_counted(service: RunningService, github: FakeGitHub) -> None:
     repo, number, head, base = open_pull(github, {"configs/sft.yaml": lora()})
-    github.state.fail("GET", rf"/repos/{repo}/pulls/{number}$", 502, times=10)
+    github.state.fail("GET", rf"/repos/{repo}/pulls/{number}/files$", 502, times=10)
     deliver_opened(service, repo, number, head, base)
     service.wait_idle()
-    assert github.state.comments(repo, number) == []
+    [failed] = summaries(github, repo, number)  # the job ends saying why, in the comment and the status
+    assert "could not be checked: GitHub API error during listing changed files (HTTP 502)" in failed
+    assert github.state.repos[repo].statuses[-1]["state"] == "failure"
     assert service.metric("vram_check_failures_total", stage="github") >= 1
     assert service.metric("vram_check_github_calls_total", outcome="error") >= 1
     github.state.failures.clear()
     deliver_opened(service, repo, number, head, base, action="synchronize")  # the next delivery recovers
     service.wait_idle()
-    assert len(summaries(github, repo, number)) == 1
+    [body] = summaries(github, repo, number)
+    assert "✅ fits" in body and github.state.repos[repo].statuses[-1]["state"] == "success"
 
 
 def test_suggestions_on_diff_lines_become_one_review_not_repeated(service: RunningService,
@@ -272,5 +275,7 @@ def test_every_file_of_a_pull_request_is_read_once(service: RunningService, gith
              github.state.requests_matching("GET", rf"^/repos/{repo}/contents/")]
     assert sorted(set(reads)) == sorted(reads), f"read more than once: {reads}"
     assert (".github/vram-check.yml", base) in reads
-    assert {("configs/new.yaml", head), ("configs/changed.yaml", head), ("configs/changed.yaml", base),
+    assert {("configs/new.yaml", head), ("configs/changed.yaml", head),
             ("ds/z3.json", head), ("ds/z3.json", base)} <= set(reads)
+    # the base version of the modified config is rebuilt from the patch in the files list: no request
+    assert ("configs/changed.yaml", base) not in reads

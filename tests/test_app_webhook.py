@@ -38,7 +38,7 @@ def github() -> Iterator[FakeGitHub]:
 @pytest.fixture(scope="module")
 def service(github: FakeGitHub) -> Iterator[RunningService]:
     settings = Settings(webhook_secret=SECRET, token="ghp_test_token", api_url=github.url,
-                        github_throttle=False, github_retries=0, max_payload_bytes=64 * 1024,
+                        github_retries=0, max_payload_bytes=64 * 1024,
                         worker_mode="thread", workers=1)
     with RunningService(settings) as running:
         yield running

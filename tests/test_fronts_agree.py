@@ -122,7 +122,7 @@ def github() -> Iterator[FakeGitHub]:
 
 @pytest.fixture(scope="module")
 def service(github: FakeGitHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    settings = Settings(webhook_secret=SECRET, token=TOKEN, api_url=github.url, github_throttle=False,
+    settings = Settings(webhook_secret=SECRET, token=TOKEN, api_url=github.url,
                         github_retries=0, worker_mode="thread", workers=2,
                         hf_cache_dir=tmp_path_factory.mktemp("hf"))
     with RunningService(settings) as running:

@@ -97,7 +97,7 @@ def hub() -> Iterator[FakeHub]:
 @pytest.fixture(scope="module")
 def service(github: FakeGitHub, hub: FakeHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     settings = Settings(webhook_secret=SECRET, token=TOKEN, api_url=github.url, hf_endpoint=hub.url,
-                        hf_cache_dir=tmp_path_factory.mktemp("hf"), github_throttle=False, github_retries=0,
+                        hf_cache_dir=tmp_path_factory.mktemp("hf"), github_retries=0,
                         worker_mode="process", workers=2)  # the production default
     with RunningService(settings) as running:
         yield running

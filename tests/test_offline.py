@@ -353,7 +353,7 @@ def test_the_service_remembers_failed_lookups_for_a_short_time() -> None:
     env = {"GITHUB_WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t"}
     assert Settings.from_env(env).hub_failure_ttl_s == 60
     settings = Settings.from_env({**env, "VRAM_CHECK_HUB_FAILURE_TTL_S": "30"})
-    assert worker._resolver(worker.make_context(settings)).failure_ttl_s == 30
+    assert worker.model_resolver(settings).failure_ttl_s == 30
 
 
 def test_the_app_answers_models_from_the_policy_map_at_the_base_commit(tmp_path: Path) -> None:
@@ -373,7 +373,8 @@ def test_the_app_answers_models_from_the_policy_map_at_the_base_commit(tmp_path:
     with FakeGitHub(FakeGitHubState(token=token)) as github:
         settings = Settings(webhook_secret=secret, token=token, api_url=github.url,
                             hf_endpoint=f"http://127.0.0.1:{closed_port()}", hf_cache_dir=tmp_path / "hf",
-                            github_throttle=False, github_retries=1, worker_mode="thread", workers=1)
+                            github_retries=1, worker_mode="thread", workers=1,
+                            state_dir=tmp_path / "state")
         repo, number = "acme/private-configs", 1
         github.state.add_repo(repo, base_files={".github/vram-check.yml": policy,
                                                 "models/private/config.json": json.dumps(tiny)})

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import logging
 
-from bot.github_adapter import GitHubUnavailable, PullRequestGateway
+from bot.github_adapter import GitHubUnavailable
 from bot.render import escape
-from bot.render.diagnose import render_markdown as render_diagnosis
-from bot.render.markdown import RenderContext, render_markdown
 from bot.slash import HELP_MARKER, SlashCommand, help_reply, parse_command, refusal_reply
-from bot.webhooks.check_job import JobEnvironment, check_pull_request, failure_stages
+from bot.webhooks.check_job import JobContext, check_pull_request
+from bot.webhooks.evaluate import diagnose
 from bot.webhooks.jobs import CommandJob, JobOutcome
 from estimator.errors import InputError
-from estimator.hub import Resolver
-from rules.diagnose import diagnose_text
 from rules.gpus import match_gpu
 from rules.policy import Target
 
@@ -45,16 +42,8 @@ def _reply_marker(body: str) -> str:
     return f"{HELP_MARKER}\n{rest}"
 
 
-def _diagnose(log_text: str) -> str:
-    """The diagnosis of a pasted log, as the CLI's `diagnose --format markdown` renders it."""
-    try:
-        markdown = render_diagnosis(diagnose_text(log_text))
-    except InputError as error:
-        return f"{HELP_MARKER}\n{escape.text(error)}"
-    return f"{HELP_MARKER}\n{markdown[:60_000]}"
-
-
-def run_command(gateway: PullRequestGateway, resolver: Resolver, env: JobEnvironment, job: CommandJob) -> JobOutcome:
+def run_command(ctx: JobContext, job: CommandJob) -> JobOutcome:
+    gateway = ctx.gateway
     if not gateway.may_write(job.login):
         log.info("refused /vram-check from %s on %s#%d (no write access)", job.login, job.pr.repo, job.pr.number)
         gateway.create_comment(refusal_reply(job.login))
@@ -70,34 +59,37 @@ def run_command(gateway: PullRequestGateway, resolver: Resolver, env: JobEnviron
         gateway.create_comment(help_reply(command))
         return JobOutcome(kind=job.kind, outcome="help")
     if command.action == "diagnose":
-        gateway.create_comment(_diagnose(command.log_text or ""))
+        diagnosis = ctx.cpu.run(diagnose, command.log_text or "", ctx.remaining())
+        reply = escape.text(diagnosis.error) if diagnosis.error else diagnosis.markdown
+        gateway.create_comment(f"{HELP_MARKER}\n{reply}")
         return JobOutcome(kind=job.kind, outcome="diagnosed")
+    info = gateway.info()
     if command.action == "run":
-        result = check_pull_request(gateway, resolver, env)
-        return JobOutcome(kind=job.kind, outcome=f"rerun-{result.comment}", failures=failure_stages(result.report))
+        result = check_pull_request(ctx, info.head_sha, info.base_sha)
+        return JobOutcome(kind=job.kind, outcome=f"rerun-{result.comment}",
+                          failures=list(result.evaluation.failures))
     if command.action == "what-if":
         try:
             target = what_if_target(command)
         except InputError as error:
             gateway.create_comment(f"{HELP_MARKER}\n{escape.text(error)}\n\n" + help_reply(command).partition("\n")[2])
             return JobOutcome(kind=job.kind, outcome="bad-command")
-        result = check_pull_request(gateway, resolver, env, target=target,
+        result = check_pull_request(ctx, info.head_sha, info.base_sha, target=target,
                                     title=what_if_title(command), publish=False)
     else:  # explain
-        result = check_pull_request(gateway, resolver, env, publish=False)
-    if result.report is None or result.body is None:
+        result = check_pull_request(ctx, info.head_sha, info.base_sha, publish=False, only=command.config)
+    evaluation = result.evaluation
+    if evaluation.body is None:
         gateway.create_comment(f"{HELP_MARKER}\nThis pull request changes no training config, so there is "
                                "nothing to check.")
         return JobOutcome(kind=job.kind, outcome="no-config")
     if command.action == "explain":
-        paths = [c.path for c in result.report.configs]
-        if command.config not in paths:
-            listed = ", ".join(escape.code(p) for p in paths)
+        if command.config not in evaluation.config_paths:
+            listed = ", ".join(escape.code(p) for p in evaluation.config_paths)
             gateway.create_comment(f"{HELP_MARKER}\n{escape.code(command.config)} is not a training config this "
                                    f"pull request changes. Changed configs: {listed}.")
             return JobOutcome(kind=job.kind, outcome="bad-command")
-        body = render_markdown(result.report, context=RenderContext(only=command.config, footer=False))
-        gateway.create_comment(_reply_marker(body))
+        gateway.create_comment(_reply_marker(evaluation.body))
         return JobOutcome(kind=job.kind, outcome="explained")
-    gateway.create_comment(_reply_marker(result.body))
-    return JobOutcome(kind=job.kind, outcome="what-if", failures=failure_stages(result.report))
+    gateway.create_comment(_reply_marker(evaluation.body))
+    return JobOutcome(kind=job.kind, outcome="what-if", failures=list(evaluation.failures))

@@ -25,6 +25,7 @@ class CheckJob:
     received_at: float  # time.time() when the delivery arrived
     head_sha: str | None
     reason: str  # "pull_request.opened", ...
+    base_sha: str | None = None  # the payload carries both commits: no request for the pull request itself
 
     kind = "check"
 
@@ -55,3 +56,4 @@ class JobOutcome:
     hub_calls: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # stages that failed (metrics label values)
     finished_at: float = 0.0
+    settled: str = "done"  # "failed": the job did not finish its work; a redelivery runs it again

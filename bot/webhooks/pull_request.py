@@ -15,5 +15,6 @@ def on_pull_request(delivery: Delivery) -> Handled:
     ref = PullRequestRef(repo=event.repository.full_name, number=event.number,
                          installation_id=event.installation.id if event.installation else None)
     job = CheckJob(pr=ref, delivery_id=delivery.delivery_id, received_at=delivery.received_at,
-                   head_sha=event.pull_request.head.sha, reason=f"pull_request.{event.action}")
+                   head_sha=event.pull_request.head.sha, reason=f"pull_request.{event.action}",
+                   base_sha=event.pull_request.base.sha)
     return Handled(outcome="queued", jobs=[job])

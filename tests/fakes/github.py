@@ -98,6 +98,25 @@ class RecordedRequest:
     query: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SecondaryLimits:
+    """GitHub's documented secondary rate limits (REST API docs, "Rate limits for the REST API")."""
+
+    concurrency: int = 100
+    points_per_minute: int = 900  # per endpoint; GET/HEAD/OPTIONS 1 point, POST/PATCH/PUT/DELETE 5
+    writes_per_minute: int = 80  # content-creating requests
+    writes_per_hour: int = 500
+    retry_after_s: int = 60
+
+
+def route_of(method: str, path: str) -> str:
+    """The fake's notion of one REST endpoint: the route, whatever the repository, number or file."""
+    path = re.sub(r"^/repos/[^/]+/[^/]+", "/repos/{repo}", path)
+    path = re.sub(r"/contents/.*$", "/contents/{path}", path)
+    path = re.sub(r"/[0-9a-f]{40}(?=/|$)", "/{sha}", path)
+    return f"{method} " + re.sub(r"/\d+(?=/|$)", "/{n}", path)
+
+
 class FakeGitHubState:
     """All the fake's data; the test manipulates it through the helpers below."""
 
@@ -115,6 +134,14 @@ class FakeGitHubState:
         self.failures: list[Failure] = []
         self.latency_s = 0.0
         self._ids = itertools.count(1000)
+        # GitHub's documented secondary limits, enforced when `limits` is set (the benchmark): a request over
+        # one is answered 403 with Retry-After and counted in `violations`.
+        self.limits: SecondaryLimits | None = None
+        self.violations: list[str] = []
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight = 0
+        self.points: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        self.writes: dict[str, list[float]] = {}
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -237,8 +264,54 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.state
         with state.lock:
             state.requests.append(RecordedRequest(method, path, auth, body, query))
-        if state.latency_s:
-            time.sleep(state.latency_s)
+            over = self._over_limit(method, path, auth)
+            state.in_flight[auth] = state.in_flight.get(auth, 0) + 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight[auth])
+        try:
+            if state.latency_s:
+                time.sleep(state.latency_s)
+            if over is not None:
+                assert state.limits is not None
+                self._send(403, {"message": f"You have exceeded a secondary rate limit ({over})",
+                                 "documentation_url": "https://docs.github.com/rest"},
+                           {"Retry-After": str(state.limits.retry_after_s)})
+                return
+            self._answer(method, path, query, body, auth)
+        finally:
+            with state.lock:
+                state.in_flight[auth] -= 1
+
+    def _over_limit(self, method: str, path: str, auth: str) -> str | None:
+        """Which documented limit this request breaks (None: within all); called under the state lock."""
+        state = self.state
+        limits = state.limits
+        if limits is None or path.startswith("/_fake/") or path.endswith("/access_tokens"):
+            return None
+        now = time.time()
+        reasons = []
+        if state.in_flight.get(auth, 0) + 1 > limits.concurrency:
+            reasons.append("concurrent requests")
+        window = [(t, p) for t, p in state.points.get((auth, route_of(method, path)), []) if t > now - 60]
+        cost = 5 if method in ("POST", "PATCH", "PUT", "DELETE") else 1
+        if sum(p for _, p in window) + cost > limits.points_per_minute:
+            reasons.append(f"points per minute on {route_of(method, path)}")
+        window.append((now, cost))
+        state.points[(auth, route_of(method, path))] = window
+        if cost == 5:
+            writes = [t for t in state.writes.get(auth, []) if t > now - 3600]
+            if len([t for t in writes if t > now - 60]) + 1 > limits.writes_per_minute:
+                reasons.append("content-creating requests per minute")
+            if len(writes) + 1 > limits.writes_per_hour:
+                reasons.append("content-creating requests per hour")
+            writes.append(now)
+            state.writes[auth] = writes
+        if reasons:
+            state.violations.append(f"{method} {path}: {', '.join(reasons)}")
+            return ", ".join(reasons)
+        return None
+
+    def _answer(self, method: str, path: str, query: dict[str, str], body: Any, auth: str) -> None:
+        state = self.state
         try:
             with state.lock:
                 for failure in state.failures:
@@ -324,6 +397,22 @@ class _Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 return 200, [[r.full_name, n, c.created_epoch] for r in self.state.repos.values()
                              for n, cs in r.comments.items() for c in cs]
+        if path == "/_fake/stats":  # not GitHub: what the benchmark reports
+            with self.state.lock:
+                per_repo: dict[str, int] = {}
+                for request in self.state.requests:
+                    match = re.match(r"/repos/([^/]+/[^/]+)", request.path)
+                    if match:
+                        per_repo[match[1]] = per_repo.get(match[1], 0) + 1
+                return 200, {"violations": list(self.state.violations), "max_in_flight": self.state.max_in_flight,
+                             "requests_per_repo": per_repo,
+                             "requests": [[r.method, r.path] for r in self.state.requests],
+                             "sticky": {r.full_name: [c.body.split("\n", 1)[0] for c in r.comments.get(1, [])]
+                                        for r in self.state.repos.values()},
+                             "statuses": {r.full_name: [[s["sha"], s["state"], s.get("description", "")]
+                                                        for s in r.statuses] for r in self.state.repos.values()},
+                             "heads": {r.full_name: r.pulls[1].head_sha for r in self.state.repos.values()
+                                       if 1 in r.pulls}}
         self._require_token(auth)
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if not match:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 import threading
 import time
 import uuid
@@ -68,6 +69,8 @@ class RunningService:
     """The real app under uvicorn on 127.0.0.1 (random port) in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
+        if "state_dir" not in settings.model_fields_set:  # each service its own embedded store
+            settings = settings.model_copy(update={"state_dir": Path(tempfile.mkdtemp(prefix="vram-check-state-"))})
         self.settings = settings
         self.app = create_app(settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from bot.render.escape import terminal
 from estimator.errors import InputError
 
 COMMAND_MODULES = ("estimate", "check", "diagnose", "models", "serve")
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except InputError as error:
-        print(f"vram-check: error: {error}", file=sys.stderr)
+        print(f"vram-check: error: {terminal(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

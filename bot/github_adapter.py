@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -161,11 +162,17 @@ class CommitFiles:
             raise FileUnavailable(f"GitHub did not serve the file ({error})", file=path) from None
 
 
+VIEWER_QUERY = "query { viewer { login } }"
+_own_logins: weakref.WeakKeyDictionary[Github, str] = weakref.WeakKeyDictionary()  # per long-lived client
+_own_logins_lock = threading.Lock()
+
+
 class PullRequestGateway:
     """The calls vram-check makes for one pull request, counted and bounded."""
 
     def __init__(self, gh: Github, full_name: str, number: int, settings: Settings,
                  counter: CallCounter | None = None) -> None:
+        self._gh = gh
         self._settings = settings
         self.full_name = full_name
         self.number = number
@@ -251,12 +258,39 @@ class PullRequestGateway:
         return CommitFiles(self, ref)
 
     # -- the sticky comment -------------------------------------------------------------------------
+    def own_login(self) -> str:
+        """The login GitHub shows on the comments this client writes: an App's `<slug>[bot]`, a token's user
+        (`github-actions[bot]` for an Actions token). From GraphQL `viewer`, which answers for installation
+        tokens as for personal tokens (REST `GET /user` refuses installation tokens, `GET /app` needs the
+        JWT); asked once per client."""
+        with _own_logins_lock:
+            known = _own_logins.get(self._gh)
+        if known is not None:
+            return known
+
+        def fetch() -> str:
+            _, data = self._gh.requester.graphql_query(VIEWER_QUERY, {})
+            login = ((data.get("data") or {}).get("viewer") or {}).get("login")
+            if not isinstance(login, str) or not login:
+                raise GitHubUnavailable("GitHub's GraphQL viewer query gave no login")
+            return login
+        login = self._call("finding the bot's own login", fetch)
+        with _own_logins_lock:
+            _own_logins[self._gh] = login
+        return login
+
     def find_comment(self, first_line: str) -> StickyComment | None:
-        """The oldest issue comment whose first line is exactly `first_line` (the bot's marker)."""
+        """The oldest of our own issue comments (written by `own_login`) whose first line is exactly
+        `first_line` (the bot's marker). Anyone can type the marker; only our comments are ever edited."""
+        own = self.own_login().lower()
+
         def fetch() -> StickyComment | None:
             for comment in self._issue.get_comments():
                 body = comment.body or ""
-                if body.split("\n", 1)[0].strip() == first_line:
+                if body.split("\n", 1)[0].strip() != first_line:
+                    continue
+                author = comment.user.login if comment.user is not None else ""
+                if author.lower() == own:
                     return StickyComment(id=comment.id, body=body, html_url=comment.html_url)
             return None
         return self._call("listing comments", fetch)

@@ -14,6 +14,7 @@ from estimator.source import decode_bounded, read_bounded
 from rules.discovery import select_configs
 from rules.gpus import find_gpu
 from rules.policy import POLICY_PATH, Policy, Target, load_policy, read_models, read_policy
+from rules.policy.target import MAX_GPUS_PER_NODE, MAX_NODES
 from rules.sources import ParsedFiles, WorkingTree
 
 SKIP_DIRS = {".git", ".github", "node_modules", "__pycache__", ".venv", "venv"}
@@ -138,9 +139,9 @@ def cli_target(policy: Policy, gpu: str | None, gpus: int | None, nodes: int | N
     """--gpu/--gpus/--nodes as a what-if target; None when none is given (the config's comment decides)."""
     if gpu is None and gpus is None and nodes is None:
         return None
-    for name, value in (("--gpus", gpus), ("--nodes", nodes)):
-        if value is not None and value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
+    for name, value, top in (("--gpus", gpus, MAX_GPUS_PER_NODE), ("--nodes", nodes, MAX_NODES)):
+        if value is not None and not 1 <= value <= top:
+            raise InputError(f"{name} must be from 1 to {top}, got {value}")
     chosen = find_gpu(gpu) if gpu is not None else policy.pool(policy.default_pool).gpu
     return Target(gpu=chosen, gpus=gpus or 1, nodes=nodes or 1)
 

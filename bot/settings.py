@@ -1,7 +1,9 @@
 """Service settings read from the environment (names from DESIGN.md, GitHub Actions names where one exists).
 
 A pydantic model at the edge: every value is validated once at start-up, secrets are `SecretStr` so they
-never print in logs or reprs.
+never print in logs or reprs, and no error message quotes a secret's value, not even a malformed one (a
+private key wrapped in quotes once came back whole in "cannot read key file <the key>"). The App's private
+key is loaded at start-up, so a bad one stops the service with one line instead of failing every job.
 """
 
 from __future__ import annotations
@@ -76,17 +78,31 @@ class Settings(BaseModel):
         return self.app_id is not None
 
     def private_key_pem(self) -> str:
-        """The App's private key as PEM text; GITHUB_APP_PRIVATE_KEY holds the PEM itself or a path to it."""
+        """The App's private key as PEM text, checked to load; GITHUB_APP_PRIVATE_KEY holds the PEM itself
+        (real newlines or `\\n`, optionally wrapped in one pair of quotes, as env files often write it) or
+        the path of a file holding it. Errors describe the value's shape, never the value."""
         if self.app_private_key is None:
             raise SettingsError("no GitHub App private key configured")
-        value = self.app_private_key.get_secret_value().strip()
-        if value.startswith("-----BEGIN"):
-            return value.replace("\\n", "\n") + "\n"
+        value = _unquote(self.app_private_key.get_secret_value().strip())
+        if "-----BEGIN" in value or "PRIVATE KEY" in value or "\n" in value or len(value) > MAX_KEY_PATH_CHARS:
+            pem = value.replace("\\n", "\n").strip() + "\n"
+            _check_private_key(pem, "GITHUB_APP_PRIVATE_KEY")
+            return pem
         path = Path(value).expanduser()
         try:
-            return path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise SettingsError(f"GITHUB_APP_PRIVATE_KEY: cannot read key file {path}: {error.strerror}") from None
+            pem = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            why = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+            raise SettingsError(f"GITHUB_APP_PRIVATE_KEY is neither PEM text (-----BEGIN ... PRIVATE KEY-----) nor "
+                                f"the path of a readable key file ({why}; the value has {len(value)} characters, "
+                                "not shown)") from None
+        _check_private_key(pem, "the file GITHUB_APP_PRIVATE_KEY names")
+        return pem
+
+    def check_secrets(self) -> None:
+        """Load what can be loaded before the first job (the App's private key); SettingsError if it fails."""
+        if self.app_private_key is not None:
+            self.private_key_pem()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,7 +134,7 @@ class Settings(BaseModel):
         if "webhook_secret" not in values:
             raise SettingsError("GITHUB_WEBHOOK_SECRET is not set; the service refuses to run unsigned")
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as error:
             problems = "; ".join(
                 (f"{names.get(str(e['loc'][0]), e['loc'][0])}: " if e["loc"] else "")
@@ -126,3 +142,29 @@ class Settings(BaseModel):
                 for e in error.errors(include_input=False)
             )
             raise SettingsError(f"invalid service settings: {problems}") from None
+        settings.check_secrets()
+        return settings
+
+
+MAX_KEY_PATH_CHARS = 1024  # a longer value is not a path: it is (part of) a key, and is never shown
+
+
+def _unquote(value: str) -> str:
+    """One pair of matching quotes around the whole value removed (`KEY="-----BEGIN..."` in an env file)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1].strip()
+    return value
+
+
+def _check_private_key(pem: str, where: str) -> None:
+    """The key loads as a PEM private key; the error names the problem's kind, never the key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if "-----BEGIN" not in pem or "PRIVATE KEY-----" not in pem:
+        raise SettingsError(f"{where} is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' line; "
+                            f"{pem.count(chr(10))} line(s), {len(pem)} characters, not shown)")
+    try:
+        load_pem_private_key(pem.encode("utf-8", errors="replace"), password=None)
+    except (ValueError, TypeError) as error:  # cryptography's messages name no key material; ours neither
+        raise SettingsError(f"{where} does not load as a PEM private key ({type(error).__name__}; encrypted "
+                            "keys are not supported; the key is not shown)") from None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from estimator.errors import InputError
+from estimator.source import describe
 
 # deepspeed/runtime/zero/config.py defaults
 DEFAULT_REDUCE_BUCKET = 500_000_000
@@ -70,7 +71,7 @@ def _size(section: Mapping[str, Any], key: str, default: int, path: str) -> int 
     if value == "auto":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"DeepSpeed '{key}' must be a number or \"auto\", got {value!r}", file=path)
+        raise InputError(f"DeepSpeed '{key}' must be a number or \"auto\", got {describe(value)}", file=path)
     return int(value)
 
 
@@ -97,7 +98,7 @@ def parse_deepspeed(data: Any, path: str) -> DeepSpeedConfig:
         raise InputError("'zero_optimization' must be an object", file=path)
     stage = zero.get("stage", 0)
     if stage not in (0, 1, 2, 3):
-        raise InputError(f"zero_optimization.stage must be 0, 1, 2 or 3, got {stage!r}", file=path)
+        raise InputError(f"zero_optimization.stage must be 0, 1, 2 or 3, got {describe(stage)}", file=path)
     # overlap_comm defaults to True for stage 3 only (zero/config.py overlap_comm_valid)
     overlap = bool(zero.get("overlap_comm", stage == 3))
     reduce_bucket = _size(zero, "reduce_bucket_size", DEFAULT_REDUCE_BUCKET, path)

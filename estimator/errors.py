@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 600  # a backstop: values in messages go through estimator.source.describe / clip first
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
 
 class InputError(Exception):
-    """A bad input: names the file and, where known, the key or line that is wrong."""
+    """A bad input: names the file and, where known, the key or line that is wrong.
+
+    The message is cut to a bounded length, whatever a caller put in it."""
 
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
                  line: int | None = None) -> None:
+        message = _clip(message, MAX_MESSAGE_CHARS)
         self.file = file
         self.key = key
         self.line = line
@@ -40,5 +49,7 @@ def did_you_mean(word: str, choices: list[str], cutoff: float = 0.6) -> str:
     """" (did you mean 'x'?)" for the closest choice, or "" when none is close."""
     import difflib
 
+    if len(word) > 100:  # nothing that long is close to a key name; and difflib's cost grows with it
+        return ""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from estimator.errors import InputError, ModelGated, ModelNotFound, UnsupportedArchitecture
 from estimator.model import ModelSpec, model_spec_from_config, model_spec_from_safetensors
-from estimator.source import parse_json, read_bounded
+from estimator.source import clip, parse_json, read_bounded
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CONFIG_JSON_BYTES = 2_000_000
@@ -65,6 +65,11 @@ def probe_timeout_s() -> float:
     return float(constants.HF_HUB_ETAG_TIMEOUT)
 
 
+def _q(ref: str) -> str:
+    """A model reference quoted for a message, cut to a bounded length (it comes from a config)."""
+    return f"'{clip(ref, 200)}'"
+
+
 def catalog_ids() -> list[str]:
     """Hub ids the bundled catalog answers offline ("Qwen/Qwen2.5-7B"), aliases included."""
     return sorted([p.stem.replace("__", "/", 1) for p in CATALOG_DIR.glob("*.json")] + list(CATALOG_ALIASES))
@@ -100,9 +105,9 @@ def _read_config(path: Path, ref: str) -> dict[str, Any]:
     try:
         data = parse_json(text, str(path))
     except InputError as error:
-        raise InputError(f"config.json for '{ref}': {error.message}", file=str(path)) from None
+        raise InputError(f"config.json for {_q(ref)}: {error.message}", file=str(path)) from None
     if not isinstance(data, dict):
-        raise InputError(f"config.json for '{ref}' is not a JSON object", file=str(path))
+        raise InputError(f"config.json for {_q(ref)} is not a JSON object", file=str(path))
     return data
 
 
@@ -119,8 +124,10 @@ class ModelResolver:
 
     def __init__(self, endpoint: str | None = None, token: str | None = None, cache_dir: Path | None = None,
                  offline: bool = False, use_catalog: bool = True, failure_ttl_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, quiet: bool = False) -> None:
+                 clock: Callable[[], float] = time.monotonic, quiet: bool = False,
+                 hub_ids_only: bool = False) -> None:
         self.endpoint = endpoint
+        self.hub_ids_only = hub_ids_only  # the service: never look at its own disk for a reference
         self.token = token
         self.cache_dir = cache_dir
         self.offline = offline
@@ -168,7 +175,7 @@ class ModelResolver:
             return self._unreachable[0]
 
     def _resolve(self, ref: str) -> ModelSpec:
-        if is_local_reference(ref):
+        if not self.hub_ids_only and is_local_reference(ref):
             return self._local(Path(ref).expanduser(), ref)
         if self.use_catalog:
             bundled = _catalog_file(ref)
@@ -183,7 +190,7 @@ class ModelResolver:
         if path.is_dir():
             path = path / "config.json"
         if not path.is_file():
-            raise ModelNotFound(f"model config '{path}' not found")
+            raise ModelNotFound(f"model config {_q(str(path))} not found")
         return replace(model_spec_from_config(_read_config(path, ref), ref), source=str(path))
 
     def _client(self) -> None:
@@ -203,7 +210,7 @@ class ModelResolver:
         """config.json of a Hub id in the local Hub cache, fetched (or refreshed) when the Hub can be reached:
         what `vram-check models pull` calls to fill the cache for later offline runs."""
         if model_id.count("/") > 1 or " " in model_id:
-            raise ModelNotFound(f"'{model_id}' is neither a Hub model id (org/name) nor an existing path")
+            raise ModelNotFound(f"{_q(model_id)} is neither a Hub model id (org/name) nor an existing path")
         return self._download(model_id)
 
     def _download(self, model_id: str) -> Path:
@@ -217,7 +224,7 @@ class ModelResolver:
             if cached is not None:
                 return cached
             why = "HF_HUB_OFFLINE is set" if self.offline else f"the Hub cannot be reached ({unreachable})"
-            raise ModelNotFound(f"model '{model_id}' is not bundled or in the local Hub cache, and {why}: "
+            raise ModelNotFound(f"model {_q(model_id)} is not bundled or in the local Hub cache, and {why}: "
                                 f"{_LOCAL_HINT}")
         try:
             # one request of our own first: an uncached id fails in one request rather than after
@@ -251,10 +258,10 @@ class ModelResolver:
         except Exception as error:  # the client's transport errors (connection refused, DNS, timeout, TLS)
             with self._lock:
                 self._unreachable = (f"{type(error).__name__} from {url.split('/', 3)[2]}", self._clock())
-            raise ModelNotFound(f"model '{model_id}' is not bundled or in the local Hub cache, and the Hub cannot "
+            raise ModelNotFound(f"model {_q(model_id)} is not bundled or in the local Hub cache, and the Hub cannot "
                                 f"be reached ({self._unreachable[0]}): {_LOCAL_HINT}") from None
         if response.status_code >= 500:
-            raise ModelNotFound(f"the Hub answered {response.status_code} for '{model_id}' (a Hub outage); "
+            raise ModelNotFound(f"the Hub answered {response.status_code} for {_q(model_id)} (a Hub outage); "
                                 "try again later, or give a local config.json")
         try:
             hf_raise_for_status(response)
@@ -263,7 +270,7 @@ class ModelResolver:
 
     def _hub(self, model_id: str) -> ModelSpec:
         if model_id.count("/") > 1 or " " in model_id:
-            raise ModelNotFound(f"'{model_id}' is neither a Hub model id (org/name) nor an existing path")
+            raise ModelNotFound(f"{_q(model_id)} is neither a Hub model id (org/name) nor an existing path")
         config = _read_config(self._download(model_id), model_id)
         try:
             return replace(model_spec_from_config(config, model_id), source="Hugging Face Hub (or its local cache)")
@@ -299,16 +306,16 @@ def _hub_error(model_id: str, error: Exception) -> InputError:
     )
 
     if isinstance(error, GatedRepoError):
-        return ModelGated(f"model '{model_id}' is gated on the Hub: accept its licence and set HF_TOKEN to a token "
+        return ModelGated(f"model {_q(model_id)} is gated on the Hub: accept its licence and set HF_TOKEN to a token "
                           "that may read it, or pass --model with a local config.json")
     if isinstance(error, RepositoryNotFoundError):
-        return ModelNotFound(f"model '{model_id}' not found on the Hub (misspelt, or private without HF_TOKEN)")
+        return ModelNotFound(f"model {_q(model_id)} not found on the Hub (misspelt, or private without HF_TOKEN)")
     if isinstance(error, LocalEntryNotFoundError):
-        return ModelNotFound(f"model '{model_id}' is not in the local cache and the Hub cannot be reached; "
+        return ModelNotFound(f"model {_q(model_id)} is not in the local cache and the Hub cannot be reached; "
                              "pass --model with a local config.json")
     if isinstance(error, EntryNotFoundError):
-        return ModelNotFound(f"model '{model_id}' has no config.json on the Hub")
+        return ModelNotFound(f"model {_q(model_id)} has no config.json on the Hub")
     if isinstance(error, HfHubHTTPError):
         status = getattr(getattr(error, "response", None), "status_code", None)
-        return ModelNotFound(f"the Hub answered {status or 'an error'} for '{model_id}'")
-    return ModelNotFound(f"could not fetch '{model_id}' from the Hub ({type(error).__name__})")
+        return ModelNotFound(f"the Hub answered {status or 'an error'} for {_q(model_id)}")
+    return ModelNotFound(f"could not fetch {_q(model_id)} from the Hub ({type(error).__name__})")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from estimator.errors import UnsupportedArchitecture
+from estimator.source import clip, describe
 
 PARTS = ("embeddings", "lm_head", "attention", "mlp", "experts", "router", "shared_experts", "norms",
          "vision", "other")
@@ -120,7 +121,7 @@ class ConfigFields:
         value = self.get(*names)
         if value is None:
             raise UnsupportedArchitecture(
-                f"config.json of '{self.model_id}' has no '{names[0]}'"
+                f"config.json of '{clip(self.model_id, 200)}' has no '{names[0]}'"
                 + (f" (nor {', '.join(names[1:])})" if len(names) > 1 else "")
                 + ": cannot count parameters"
             )
@@ -567,7 +568,8 @@ def _llava(c: ConfigFields) -> ModelSpec:
     vision_type = str(vision_raw.get("model_type", "clip_vision_model")).lower()
     if text_type != "llama" or vision_type != "clip_vision_model":
         raise UnsupportedArchitecture(
-            f"'{c.model_id}' is a LLaVA model with a {text_type} text model and a {vision_type} vision tower; "
+            f"'{clip(c.model_id, 200)}' is a LLaVA model with a {describe(text_type)} text model and a "
+            f"{describe(vision_type)} vision tower; "
             "vram-check counts LLaVA with a Llama text model and a CLIP vision tower only")
     text = _multimodal_text(c, _LLAMA_TEXT, tie_default=False)
     spec = _llama_like(text, family="llama", tie_default=False)
@@ -732,7 +734,7 @@ def model_spec_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpe
 def _count_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpec:
     """The parameters of the causal-LM model that `config` describes, exactly, by part."""
     if not isinstance(config, Mapping):
-        raise UnsupportedArchitecture(f"config.json of '{model_id}' is not a JSON object")
+        raise UnsupportedArchitecture(f"config.json of '{clip(model_id, 200)}' is not a JSON object")
     c = ConfigFields(config, model_id)
     model_type = str(c.get("model_type", default="")).lower()
     architectures = [str(a) for a in c.get("architectures", default=[]) or []]
@@ -771,7 +773,8 @@ def _count_from_config(config: Mapping[str, Any], model_id: str) -> ModelSpec:
         return _baichuan(c)
     known = ", ".join(sorted([*_LLAMA_FAMILIES, *_OTHER_FAMILIES]))
     raise UnsupportedArchitecture(
-        f"'{model_id}' has model_type '{model_type or '?'}', which vram-check cannot count from config.json "
+        f"'{clip(model_id, 200)}' has model_type {describe(model_type or '?')}, which vram-check cannot count from "
+        "config.json "
         f"(known: {known}); and no safetensors header with parameter counts was available"
     )
 

@@ -17,7 +17,7 @@ from estimator.deepspeed import DeepSpeedConfig, parse_deepspeed
 from estimator.errors import InputError, RejectedConfig
 from estimator.launcher import FsdpConfig, Launcher, fsdp_from_training_args
 from estimator.llamafactory_rules import MEGATRON_KEYS, rejections
-from estimator.source import YamlDocument, describe, parse_json, parse_yaml, read_bounded
+from estimator.source import YamlDocument, clip, describe, parse_json, parse_yaml, read_bounded
 from estimator.versions import Versions
 
 ReadFile = Callable[[str], str]  # repository-relative path -> text; FileNotFoundError when absent
@@ -274,7 +274,7 @@ def _int(raw: Mapping[str, Any], key: str, default: int, path: str, lines: Mappi
     if isinstance(value, float) and value != number:
         raise InputError(f"'{key}' must be an integer, got {describe(value)}", file=path, key=key, line=lines.get(key))
     if minimum is not None and number < minimum:
-        raise InputError(f"'{key}' must be at least {minimum}, got {number}", file=path, key=key,
+        raise InputError(f"'{key}' must be at least {minimum}, got {describe(number)}", file=path, key=key,
                          line=lines.get(key))
     return number
 
@@ -299,12 +299,17 @@ def _optional_int(raw: Mapping[str, Any], key: str, path: str, lines: Mapping[st
 
 def _choice(raw: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...], path: str,
             lines: Mapping[str, int]) -> str:
-    value = raw.get(key, default)
-    value = default if value is None else str(value).strip().lower()
-    if value not in choices:
-        raise InputError(f"'{key}' must be one of {', '.join(choices)}; got '{value}'", file=path, key=key,
-                         line=lines.get(key))
+    written = raw.get(key, default)
+    value = default if written is None else str(written).strip().lower() if _scalar(written) else None
+    if value is None or value not in choices:
+        raise InputError(f"'{key}' must be one of {', '.join(choices)}; got {describe(written)}", file=path,
+                         key=key, line=lines.get(key))
     return value
+
+
+def _scalar(value: object) -> bool:
+    """A value a YAML scalar gives (never str() a list or a mapping: it may be large)."""
+    return isinstance(value, str | int | float | bool)
 
 
 def _names(raw: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -318,12 +323,13 @@ def _names(raw: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[
 
 def _attention(raw: Mapping[str, Any], path: str, lines: Mapping[str, int]) -> tuple[str, str | None]:
     """model_args.py flash_attn: auto (transformers' default, SDPA), disabled → eager, sdpa, fa2, fa3."""
-    value = str(raw.get("flash_attn", "auto") or "auto").strip().lower()
+    written = raw.get("flash_attn", "auto") or "auto"
+    value = str(written).strip().lower() if _scalar(written) else ""
     mapping = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "eager": "eager", "fa2": "fa2",
                "flash_attention_2": "fa2", "fa3": "fa3"}
     if value not in mapping:
-        raise InputError(f"'flash_attn' must be one of auto, disabled, sdpa, fa2, fa3; got '{value}'", file=path,
-                         key="flash_attn", line=lines.get("flash_attn"))
+        raise InputError(f"'flash_attn' must be one of auto, disabled, sdpa, fa2, fa3; got {describe(written)}",
+                         file=path, key="flash_attn", line=lines.get("flash_attn"))
     note = "attention: SDPA (flash_attn: auto keeps transformers' default)" if value == "auto" else None
     return mapping[value], note
 
@@ -437,7 +443,7 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
         notes.append("finetuning_type: lora (LLaMA-Factory default)")
     quant = _optional_int(raw, "quantization_bit", path, lines)
     if quant is not None and quant not in (1, 2, 3, 4, 5, 6, 8):
-        raise InputError(f"'quantization_bit' must be 4 or 8 (bnb), 1-6 or 8 (hqq); got {quant}", file=path,
+        raise InputError(f"'quantization_bit' must be 4 or 8 (bnb), 1-6 or 8 (hqq); got {describe(quant)}", file=path,
                          key="quantization_bit", line=lines.get("quantization_bit"))
     quant_method = str(raw.get("quantization_method") or "bnb").strip().lower()
     if quant is not None and quant_method not in ("bnb", "hqq", "eetq"):
@@ -588,19 +594,20 @@ def _load_deepspeed(raw: Mapping[str, Any], path: str, lines: Mapping[str, int],
         try:
             data = parse_json(text, candidate)
         except InputError as error:
-            raise InputError(f"DeepSpeed config '{candidate}': {error.message}", file=path, key="deepspeed",
+            raise InputError(f"DeepSpeed config '{clip(candidate, 200)}': {error.message}", file=path, key="deepspeed",
                              line=line) from None
         return parse_deepspeed(data, candidate)
     bundled = BUNDLED_DEEPSPEED / posixpath.basename(ds_path)
     if posixpath.dirname(ds_path).endswith("examples/deepspeed") and bundled.is_file():
-        notes.append(f"deepspeed: '{ds_path}' is not in this repository; used LLaMA-Factory's shipped copy")
+        notes.append(f"deepspeed: '{clip(ds_path, 200)}' is not in this repository; used LLaMA-Factory's shipped copy")
         return parse_deepspeed(parse_json(bundled.read_text(encoding="utf-8"), ds_path), ds_path)
     if not _candidates(ds_path, path):  # absolute, ~, or .. out of the repository: never read
-        raise InputError(f"DeepSpeed config '{ds_path}' is outside the repository; vram-check reads only files in "
-                         "the repository (at the version under review): commit the JSON and point deepspeed: at "
-                         "it with a path relative to the repository root", file=path, key="deepspeed", line=line)
-    raise InputError(f"DeepSpeed config '{ds_path}' not found (looked next to the YAML and at the repository root)",
-                     file=path, key="deepspeed", line=line)
+        raise InputError(f"DeepSpeed config '{clip(ds_path, 200)}' is outside the repository; vram-check reads only "
+                         "files in the repository (at the version under review): commit the JSON and point "
+                         "deepspeed: at it with a path relative to the repository root", file=path, key="deepspeed",
+                         line=line)
+    raise InputError(f"DeepSpeed config '{clip(ds_path, 200)}' not found (looked next to the YAML and at the "
+                     "repository root)", file=path, key="deepspeed", line=line)
 
 
 def _candidates(ds_path: str, yaml_path: str) -> list[str]:

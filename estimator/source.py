@@ -4,11 +4,13 @@ Everything vram-check reads from a repository or a pull request (training YAMLs,
 launcher files) passes through here, so the limits are the same everywhere:
 
 * size: a file above its byte limit is refused before it is decoded;
-* YAML nesting depth and alias expansion: counted on the parser's event stream before anything is built, so a
-  1 KB file nested 500 deep or an alias bomb ("billion laughs") is one clear error, never a RecursionError,
-  a multi-GB walk or a slow `repr()`;
-* JSON nesting depth: checked by a byte scan before `json.loads`;
-* values in messages: `describe()` shows at most a few dozen characters of any value.
+* YAML nesting depth: counted on the parser's event stream before anything is built, so a 1 KB file nested
+  500 deep is one clear error, never a RecursionError;
+* YAML alias expansion: the composed node graph is measured as if every alias were expanded, in values and
+  in scalar characters, so an alias bomb ("billion laughs", or one long string aliased 40,000 times) is one
+  clear error, never a multi-GB walk or a slow `str()` / `repr()` of the expanded value;
+* JSON nesting depth: checked with C-speed bytes operations before `json.loads`;
+* values in messages: `describe()` shows at most a few dozen characters of any value, `clip()` of any text.
 
 `YamlDocument` keeps the parsed value, the 1-based line of every key and sequence item (by path from the
 root), and the top-level keys written twice (YAML loaders keep the last one silently).
@@ -31,6 +33,10 @@ from estimator.errors import InputError
 MAX_CONFIG_BYTES = 1_000_000  # a training YAML or DeepSpeed JSON is a few KB; anything this large is not one
 MAX_YAML_DEPTH = 64  # LLaMA-Factory configs are 1-3 levels deep; DeepSpeed JSON and policies a few more
 MAX_YAML_NODES = 50_000  # nodes after alias expansion; a real config has a few hundred
+# scalar characters after alias expansion: a file without aliases holds at most MAX_CONFIG_BYTES of them, and
+# real configs reuse anchors for a few small blocks; 4x leaves room for that and bounds everything built
+# from the value (str(), JSON output, messages) to a few MB
+MAX_YAML_EXPANDED_CHARS = 4 * MAX_CONFIG_BYTES
 MAX_JSON_DEPTH = 64
 
 KeyPath = tuple[str | int, ...]
@@ -40,6 +46,12 @@ def describe(value: object, width: int = 60) -> str:
     """A short, bounded rendering of any value for an error message (never the whole of a large value)."""
     shown = _SHORT.repr(value)
     return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
+def clip(text: str, width: int = 80) -> str:
+    """Any text (a name, a path, a model id) cut to `width` characters for a message, on one line."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 _SHORT = reprlib.Repr()
@@ -132,8 +144,8 @@ LlamaFactoryLoader.yaml_implicit_resolvers = {
 }
 
 
-def parse_yaml(text: str, path: str, *, max_depth: int = MAX_YAML_DEPTH,
-               max_nodes: int = MAX_YAML_NODES) -> YamlDocument:
+def parse_yaml(text: str, path: str, *, max_depth: int = MAX_YAML_DEPTH, max_nodes: int = MAX_YAML_NODES,
+               max_chars: int = MAX_YAML_EXPANDED_CHARS) -> YamlDocument:
     """Parse YAML safely (a SafeLoader: data only, with LLaMA-Factory's scalar resolution), within the depth
     and expansion limits."""
     try:
@@ -143,7 +155,7 @@ def parse_yaml(text: str, path: str, *, max_depth: int = MAX_YAML_DEPTH,
         raise _yaml_error(error, path) from None
     if root is None:
         return YamlDocument(path=path, text=text, data=None)
-    _check_expansion(root, path, max_nodes)
+    _check_expansion(root, path, max_nodes, max_chars)
     try:
         loader = LlamaFactoryLoader("")
         data = loader.construct_document(root)
@@ -178,26 +190,34 @@ def _check_events(text: str, path: str, max_depth: int) -> None:
             depth -= 1
 
 
-def _check_expansion(root: yaml.Node, path: str, max_nodes: int) -> None:
-    """Count nodes as if every alias were expanded (memoised per node, so the count itself stays cheap)."""
-    sizes: dict[int, int] = {}
+def _check_expansion(root: yaml.Node, path: str, max_nodes: int, max_chars: int) -> None:
+    """Count values and scalar characters as if every alias were expanded (memoised per node, so the count
+    itself stays linear in the file) and refuse a document past either budget."""
+    sizes: dict[int, tuple[int, int]] = {}
 
-    def size(node: yaml.Node) -> int:
+    def size(node: yaml.Node) -> tuple[int, int]:
         known = sizes.get(id(node))
         if known is not None:
             return known
-        sizes[id(node)] = 1  # a recursive alias counts once while its own size is computed
-        total = 1
+        sizes[id(node)] = (1, 0)  # a recursive alias counts once while its own size is computed
+        nodes = 1
+        chars = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
         for child in _children(node):
-            total += size(child)
-            if total > max_nodes:
+            child_nodes, child_chars = size(child)
+            nodes += child_nodes
+            chars += child_chars
+            if nodes > max_nodes or chars > max_chars:
                 break
-        sizes[id(node)] = total
-        return total
+        sizes[id(node)] = (nodes, chars)
+        return nodes, chars
 
-    if size(root) > max_nodes:
+    nodes, chars = size(root)
+    if nodes > max_nodes:
         raise InputError(f"YAML expands to more than {max_nodes:,} values (aliases repeated over and over); "
                          "not a config file", file=path)
+    if chars > max_chars:
+        raise InputError(f"YAML expands to more than {max_chars // 1_000_000} MB of text (aliases repeated over "
+                         "and over); not a config file", file=path)
 
 
 def _children(node: yaml.Node) -> Iterator[yaml.Node]:
@@ -237,28 +257,33 @@ def _key_lines(root: yaml.Node) -> tuple[dict[KeyPath, int], tuple[DuplicateKey,
     return lines, tuple(sorted(duplicates, key=lambda d: d.line))
 
 
+_KEEP_QUOTES_AND_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
+_SAME_BRACKETS = bytes.maketrans(b"{}", b"[]")
+
+
 def json_depth_ok(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
-    """Whether JSON text nests at most `max_depth` levels (a byte scan that skips strings; no parsing)."""
+    """Whether JSON text nests at most `max_depth` levels, checked without parsing it.
+
+    All in C-speed bytes operations (replace, translate, split), so it costs milliseconds even for a 5 MB
+    webhook body, where a Python loop over the bytes would hold the event loop for ~0.3 s: escaped
+    backslashes and quotes are dropped, then everything but quotes and brackets; what lies between quotes is
+    string content and goes too. Each pass then removes the innermost `[]` pairs (braces counted as
+    brackets): text nested at most `max_depth` deep is empty after that many passes. Text that is not JSON
+    may pass; json.loads then refuses it, and never recurses deeper than the openers counted here."""
     raw = data.encode("utf-8", errors="replace") if isinstance(data, str) else data
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > max_depth:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
+    raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")  # inside strings only; elsewhere not JSON
+    kept = raw.translate(None, _KEEP_QUOTES_AND_BRACKETS)
+    brackets = b"".join(kept.split(b'"')[::2]).translate(_SAME_BRACKETS)  # outside strings
+    if b"[" * (max_depth + 1) in brackets:  # the usual deep nest, found in one search
+        return False
+    for passes in range(max_depth + 1):
+        if not brackets:
+            return True
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):  # unbalanced (not JSON): what is left open nests on what was removed
+            return brackets.count(b"[") + passes <= max_depth
+        brackets = shorter
+    return False
 
 
 def parse_json(text: str, path: str, max_depth: int = MAX_JSON_DEPTH) -> Any:

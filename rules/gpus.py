@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from estimator.errors import InputError
+from estimator.source import describe
 from estimator.units import GiB, MiB
 
 # The family token of every catalogued GPU; longer alternatives first so "a100" wins over "a10",
@@ -119,6 +120,9 @@ def catalog() -> tuple[GPU, ...]:
     return tuple(gpu for gpu, _ in _catalog())
 
 
+MAX_GPU_NAME_CHARS = 80
+
+
 def _normalize(name: str) -> str:
     """Lower-case, vendor words dropped, "GB"/"GiB" → "g", SXM2/4/5 → "sxm", only letters and digits."""
     text = name.lower()
@@ -154,12 +158,14 @@ def _unknown(name: str, family: list[GPU] | None = None) -> InputError:
         by_key = {_normalize(gpu.name): gpu.name for gpu in catalog()}
         close = difflib.get_close_matches(_normalize(name), list(by_key), n=3, cutoff=0.0)
         suggestions = ", ".join(by_key[key] for key in close)
-    return InputError(f"unknown GPU '{name}'; closest catalog names: {suggestions} "
+    return InputError(f"unknown GPU {describe(name)}; closest catalog names: {suggestions} "
                       "(or give the pool memory_gib: instead)")
 
 
 def match_gpu(name: str) -> GpuMatch:
     """Resolve a user-typed GPU name; ambiguous names pick the family's most common SKU, with a note."""
+    if len(name) > MAX_GPU_NAME_CHARS:  # the catalog's longest alias is ~40; nothing longer is a GPU name
+        raise InputError(f"unknown GPU {describe(name)}: longer than {MAX_GPU_NAME_CHARS} characters")
     key = _normalize(name)
     if not key:
         raise InputError("empty GPU name")

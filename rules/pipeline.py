@@ -18,7 +18,7 @@ from estimator.launcher import Launcher
 from estimator.memory import World, check_model, estimate
 from estimator.model import ModelSpec, model_spec_from_config
 from estimator.plan import TrainingPlan, plan_from_document
-from estimator.source import YamlDocument
+from estimator.source import YamlDocument, clip, describe
 from estimator.suggest import suggest
 from estimator.units import gib
 from estimator.versions import LATEST_RELEASE
@@ -298,4 +298,8 @@ def _base_delta(base_document: YamlDocument, base: ParsedFiles, resolver: Resolv
 
 
 def _show(value: object) -> str:
-    return "(unset)" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return clip(str(value), 60) if isinstance(value, str | int | float) else describe(value)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from estimator.errors import MAX_MESSAGE_CHARS
 from estimator.memory import Estimate
 
 Severity = Literal["error", "warning", "info"]
@@ -27,6 +28,10 @@ class Finding:
     severity: Severity
     message: str
     line: int | None
+
+    def __post_init__(self) -> None:  # a backstop: rules describe() the values they quote
+        if len(self.message) > MAX_MESSAGE_CHARS:
+            object.__setattr__(self, "message", self.message[: MAX_MESSAGE_CHARS - 1] + "…")
 
     def to_json(self) -> dict[str, Any]:
         return {"rule": self.rule, "severity": self.severity, "message": self.message, "line": self.line}

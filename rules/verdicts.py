@@ -18,6 +18,8 @@ from estimator.runtime import judge_band
 from rules.gpus import GPU
 from rules.report import Verdict, VerdictName
 
+# The sizing searches are binary searches over these ranges (memory grows with batch and with sequence
+# length), so each costs at most log2 of its range in estimates: 12 and 17.
 MAX_BATCH_SEARCH = 4096
 MAX_CUTOFF_SEARCH = 1 << 20
 
@@ -41,16 +43,32 @@ def fits(model: ModelSpec, plan: TrainingPlan, world: World, gpu: GPU, headroom:
 
 def min_gpus(model: ModelSpec, plan: TrainingPlan, gpu: GPU, per_node: int, max_gpus: int,
              headroom: float) -> int | None:
-    """Fewest GPUs (1..max_gpus) on which the plan fits as written. More GPUs only help ZeRO sharding;
-    ZeRO-0/1/2 replicas and DDP never shrink below the weights, so they may never fit."""
-    for n in range(1, max_gpus + 1):
-        if fits(model, plan, world_for(n, per_node), gpu, headroom):
-            return n
-    return None
+    """Fewest GPUs (1..max_gpus) on which the plan fits as written, in at most 2 + log2(max_gpus) estimates.
+
+    One GPU is tried on its own: going from one GPU to two adds the DDP gradient buckets, DeepSpeed's
+    ZeRO-0 buckets and the NCCL buffers (estimator/memory.py buffer_bytes, estimate), so two may need more
+    than one. From two GPUs up, every world-dependent term of estimator/memory.py is either constant or
+    divided by the world size, and world_for's world size never shrinks as n grows, so "fits" is monotone
+    (false, then true) and a binary search finds the first n; tests/test_suggest_verdicts.py checks it
+    against a linear scan. ZeRO-0/1/2 replicas and DDP never shrink below the weights, so they may never fit.
+    max_gpus is the pool's size, itself bounded (rules.policy.target MAX_GPUS_PER_NODE × MAX_NODES)."""
+    if fits(model, plan, world_for(1, per_node), gpu, headroom):
+        return 1
+    if max_gpus < 2 or not fits(model, plan, world_for(max_gpus, per_node), gpu, headroom):
+        return None
+    lo, hi = 2, max_gpus  # fits at hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(model, plan, world_for(mid, per_node), gpu, headroom):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
-    """Largest value in [lo, hi] with ok(value) true, for ok monotone (true then false)."""
+    """Largest value in [lo, hi] with ok(value) true, for ok monotone (true then false): at most
+    1 + log2(hi - lo + 1) calls of ok."""
     if not ok(lo):
         return None
     while lo < hi:

@@ -154,3 +154,24 @@ def test_installation_tokens_are_refreshed_before_they_expire(github: FakeGitHub
             assert len(github.state.requests_matching("POST", r"/access_tokens$")) >= before + 2
     finally:
         github.state.token_ttl_s = 3600
+
+
+def test_as_an_app_the_sticky_comment_is_its_own_and_the_check_run_is_inert(service: RunningService,
+                                                                            github: FakeGitHub) -> None:
+    """The App finds its own login through GraphQL `viewer` with an installation token; a marker comment
+    typed by the author is left alone; a hostile file name reaches the check run's summary as code."""
+    hostile = "configs/</details><h1>x</h1>@everyone.yaml"
+    repo, number, head, base = open_pull(github, "app-hostile", {hostile: FULL_8B})
+    fake = f"{MARKER}\n**✅ All 1 config fit**\n"
+    github.state.add_comment(repo, number, fake, "Codertocat")
+    payload = pull_request_payload("opened", repo, number, head, base, installation_id=957387)
+    assert service.deliver("pull_request", payload).status_code == 202
+    service.wait_idle(timeout=60)
+    assert github.state.requests_matching("POST", r"^/graphql$")
+    comments = github.state.comments(repo, number)
+    assert [(c.login, c.body) for c in comments if c.login == "Codertocat"] == [("Codertocat", fake)]
+    [ours] = [c.body for c in comments if c.login == "vram-check[bot]"]
+    [run] = github.state.repos[repo].check_runs
+    assert run["conclusion"] == "failure" and run["output"]["summary"] == ours
+    assert f"`{hostile}`" in ours  # in the table, as code
+    assert "<b>configs/&lt;/details&gt;&lt;h1&gt;x&lt;/h1&gt;@&#8203;everyone.yaml</b>" in ours  # in <summary>

@@ -115,7 +115,7 @@ def test_help_and_unknown_commands_get_the_help(service: RunningService, github:
     comment(service, repo, number, "/VRAM-CHECK frobnicate", login="boss")
     help_text, unknown = replies(github, repo, number)
     assert "/vram-check explain CONFIG" in help_text
-    assert "unknown command `frobnicate`" in unknown and "/vram-check explain CONFIG" in unknown
+    assert "unknown command 'frobnicate'" in unknown and "/vram-check explain CONFIG" in unknown
 
 
 def test_what_if_answers_in_a_reply_and_keeps_the_summary(service: RunningService, github: FakeGitHub) -> None:

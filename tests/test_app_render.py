@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_app_auth import keypair
 from test_app_pull_request import FULL_8B, POLICY, lora
 
 from bot.cli import main
@@ -43,7 +44,7 @@ def test_the_report_through_the_real_pipeline() -> None:
         assert f"| {part} |" in body
     assert body.count("```mermaid\npie") == 2 and body.count("<details>") == 2
     assert "Estimated for `ec26c3e`" in body
-    assert "Change against the base branch: +" in body and "cutoff_len 256 → 512" in body
+    assert "Change against the base branch: +" in body and "cutoff\\_len 256 → 512" in body  # escaped Markdown
     assert "**Assumptions**" in body and "Smallest changes that make `configs/full.yaml` fit" in body
     # sizes are GiB with one decimal: every "N GiB" has exactly one digit after the point
     sizes = re.findall(r"(\d+(?:\.\d+)?) GiB", body)
@@ -83,17 +84,19 @@ def test_same_line_edits_are_merged() -> None:
 
 
 def test_settings_from_the_environment(tmp_path: Path) -> None:
+    private, _ = keypair()
     key = tmp_path / "app.pem"
-    key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    key.write_text(private)
     settings = Settings.from_env({"GITHUB_WEBHOOK_SECRET": "s3cret", "GITHUB_APP_ID": "29310",
                                   "GITHUB_APP_PRIVATE_KEY": str(key), "GITHUB_API_URL": "https://ghe.example/api/v3",
                                   "VRAM_CHECK_WORKERS": "3"})
     assert settings.uses_app_auth and settings.workers == 3 and settings.api_url == "https://ghe.example/api/v3"
     assert settings.private_key_pem().startswith("-----BEGIN PRIVATE KEY-----")
     assert "s3cret" not in repr(settings)
+    second_line = private.split("\n")[1]
     inline = Settings.from_env({"GITHUB_WEBHOOK_SECRET": "s", "GITHUB_APP_ID": "1",
-                                "GITHUB_APP_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\\nAAAA\\n-----END RSA"})
-    assert "\nAAAA\n" in inline.private_key_pem()
+                                "GITHUB_APP_PRIVATE_KEY": private.strip().replace("\n", "\\n")})
+    assert f"\n{second_line}\n" in inline.private_key_pem()
     token = Settings.from_env({"GITHUB_WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "ghp_x"})
     assert not token.uses_app_auth and token.api_url == "https://api.github.com"
 

@@ -241,7 +241,11 @@ def test_target_comment_is_parsed_with_its_line() -> None:
     ("comment", "expected"),
     [
         ("# vram-check: pool=dev gpus=two", "gpus= must be a whole number"),
-        ("# vram-check: pool=dev gpus=0", "at least 1"),
+        ("# vram-check: pool=dev gpus=0", "from 1 to 72, got '0'"),
+        ("# vram-check: gpu=RTX-4090 gpus=100000 nodes=100000", "from 1 to 72, got '100000'"),
+        ("# vram-check: gpu=RTX-4090 nodes=1025", "nodes= must be a whole number from 1 to 1024"),
+        ("# vram-check: gpus=²", "got '²'"),
+        ("# vram-check: gpus=" + "9" * 5000, "got '9999"),
         ("# vram-check: pools=dev", "did you mean 'pool'"),
         ("# vram-check: gpu=Z100", "unknown GPU 'Z100'"),
         ("# vram-check: pool=dev gpu=4090", "both pool= and gpu="),

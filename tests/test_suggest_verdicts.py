@@ -81,3 +81,39 @@ def test_each_suggestion_applied_to_the_yaml_really_fits(body: str) -> None:
         assert result.peak_bytes == suggestion.peak_bytes and result.peak_high_bytes <= 0.9 * gpu.usable_bytes
         if "gradient_accumulation_steps" in suggestion.changes:  # claims to keep the effective batch
             assert replanned.effective_batch_size(8) == plan.effective_batch_size(8)
+
+
+def _linear_min_gpus(plan: object, gpu: object, per_node: int, max_gpus: int, headroom: float) -> int | None:
+    """The definition of min_gpus, one count at a time (what the binary search must agree with)."""
+    from rules.verdicts import fits, world_for
+
+    for n in range(1, max_gpus + 1):
+        if fits(LLAMA, plan, world_for(n, per_node), gpu, headroom):  # type: ignore[arg-type]
+            return n
+    return None
+
+
+SHARDING = [
+    ("finetuning_type: full\nbf16: true\nper_device_train_batch_size: 1\n"
+     "deepspeed: examples/deepspeed/ds_z3_config.json\n"),
+    ("finetuning_type: full\nbf16: true\nper_device_train_batch_size: 2\n"
+     "deepspeed: examples/deepspeed/ds_z2_config.json\n"),
+    ("finetuning_type: full\npure_bf16: true\nper_device_train_batch_size: 1\n"
+     "deepspeed: {zero_optimization: {stage: 0}, bf16: {enabled: true}}\n"),
+    "finetuning_type: full\nbf16: true\nper_device_train_batch_size: 1\n",
+    "finetuning_type: lora\nbf16: true\nper_device_train_batch_size: 4\ncutoff_len: 4096\n",
+    ("finetuning_type: full\nbf16: true\nper_device_train_batch_size: 4\ncutoff_len: 8192\n"
+     "deepspeed: examples/deepspeed/ds_z3_offload_config.json\n"),
+]
+
+
+@pytest.mark.parametrize("body", SHARDING)
+@pytest.mark.parametrize("gpu_name", ["RTX-4090", "A100-40GB", "H100-80GB"])
+@pytest.mark.parametrize("per_node", [1, 3, 8])
+def test_min_gpus_binary_search_agrees_with_counting_one_by_one(body: str, gpu_name: str, per_node: int) -> None:
+    plan = parse_plan("model_name_or_path: x\n" + body, "t.yaml")
+    gpu = find_gpu(gpu_name)
+    for max_gpus in (1, 2, 5, 24, 64):
+        for headroom in (0.0, 0.10):
+            assert (min_gpus(LLAMA, plan, gpu, per_node, max_gpus, headroom)
+                    == _linear_min_gpus(plan, gpu, per_node, max_gpus, headroom))

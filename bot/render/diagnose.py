@@ -1,10 +1,15 @@
-"""Show a Diagnosis as plain text, Markdown (pull-request comments) or JSON (all sizes in bytes)."""
+"""Show a Diagnosis as plain text, Markdown (pull-request comments) or JSON (all sizes in bytes).
+
+A diagnosis quotes the pasted log (device names, frames, source lines, model ids): in Markdown each quote
+goes through bot.render.escape, in text through escape.terminal.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from bot.render import escape
 from rules.diagnose.diagnosis import Diagnosis, OomEvent
 from rules.diagnose.phases import PHASE_LABELS
 from rules.diagnose.sizes import format_bytes
@@ -138,7 +143,7 @@ def render_text(diagnosis: Diagnosis) -> str:
                        f"{_changes(suggestion.get('changes'))} — {suggestion.get('why', '')}")
         out.extend(f"  note: {note}" for note in comparison.notes)
     out.extend(diagnosis.notes)
-    return "\n".join(out) + "\n"
+    return escape.terminal("\n".join(out) + "\n", lines=True)
 
 
 def render_markdown(diagnosis: Diagnosis) -> str:
@@ -148,17 +153,17 @@ def render_markdown(diagnosis: Diagnosis) -> str:
     for number, group in enumerate(groups[:MAX_GROUPS_SHOWN], start=1):
         event = group[0]
         out.append(
-            f"#### OOM {number}: {PHASE_LABELS[event.phase]} — {event.kind.upper()} on {_where(group)}"
+            f"#### OOM {number}: {PHASE_LABELS[event.phase]} — {event.kind.upper()} on {escape.text(_where(group))}"
         )
         out.append("")
         rows = [(label, format_bytes(value)) for label, value in _numbers(event) if value is not None]
         if rows:
             out.extend(["| | |", "|---|---:|", *[f"| {label} | {value} |" for label, value in rows], ""])
         if _innermost(event):
-            out.extend([f"Died in `{_innermost(event)}`", ""])
+            out.extend([f"Died in {escape.code(_innermost(event), width=300)}", ""])
         if event.causes:
             out.append("Likely causes:")
-            out.extend(f"- {cause.message}" for cause in event.causes)
+            out.extend(f"- {escape.text(cause.message)}" for cause in event.causes)
             out.append("")
     out.extend(_peaks_lines(diagnosis))
     comparison = diagnosis.comparison
@@ -166,8 +171,8 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         out.extend(
             [
                 "",
-                f"**Estimate vs measured** ({comparison.model_id}"
-                + (f", {comparison.gpu}" if comparison.gpu else "")
+                f"**Estimate vs measured** ({escape.text(comparison.model_id)}"
+                + (f", {escape.text(comparison.gpu)}" if comparison.gpu else "")
                 + ")",
                 "",
                 "| | estimated | measured | error |",
@@ -179,10 +184,11 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         )
         if not comparison.rows:
             out.append(f"| peak per GPU | {format_bytes(comparison.estimated_peak_bytes)} | n/a | n/a |")
-        out.extend(f"- suggestion ({s.get('verdict')}, {_size(s.get('peak_bytes'))}): `{_changes(s.get('changes'))}` — "
-                   f"{s.get('why', '')}" for s in comparison.suggestions)
-        out.extend(f"- note: {note}" for note in comparison.notes)
-    out.extend(f"\n{note}" for note in diagnosis.notes)
+        out.extend(f"- suggestion ({escape.text(s.get('verdict'))}, {_size(s.get('peak_bytes'))}): "
+                   f"{escape.code(_changes(s.get('changes')))} — {escape.text(s.get('why', ''))}"
+                   for s in comparison.suggestions)
+        out.extend(f"- note: {escape.text(note)}" for note in comparison.notes)
+    out.extend(f"\n{escape.text(note)}" for note in diagnosis.notes)
     return "\n".join(out).rstrip() + "\n"
 
 

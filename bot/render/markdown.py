@@ -5,6 +5,10 @@ with a Mermaid chart, assumptions, findings, suggestions and the change against 
 Pure function of the report; no colours (GitHub's light and dark themes both apply), sizes in GiB with
 one decimal. The body stays under GitHub's 65,536-character comment limit: breakdowns that do not fit
 are dropped with a note.
+
+Everything that comes from the repository or the pull request (paths, model ids, pool and GPU names,
+messages that quote config values, assumptions, notes) goes through bot.render.escape on its way in: code
+spans that backticks cannot end, HTML and Markdown inert, no live mentions, references or links.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from bot.render import escape
 from estimator.units import GiB, gib, gib_range, signed_gib
 from rules.report import ConfigReport, Finding, RunReport, Suggestion, YamlEdit
 
@@ -31,23 +36,15 @@ class RenderContext:
 
     head_sha: str | None = None
     marker: str = MARKER
-    title: str | None = None  # e.g. "What-if: pool=dev gpus=2"
+    title: str | None = None  # plain text, escaped when rendered; e.g. "What-if: pool=dev gpus=2"
     only: str | None = None  # render just this config (explain)
     inline_suggestions: frozenset[tuple[str, int, str]] = field(default_factory=frozenset)  # posted inline
-    notes: tuple[str, ...] = ()  # front-level notes (file-count limits, ...)
+    notes: tuple[str, ...] = ()  # the front's own notes, as Markdown: a front escapes any value it quotes
     footer: bool = True
 
 
-def _code(text: str) -> str:
-    """Inline code that survives backticks and pipes inside table cells."""
-    text = text.replace("|", "\\|").replace("\n", " ")
-    fence = "``" if "`" in text else "`"
-    pad = " " if "`" in text else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_code = escape.code
+_text = escape.text
 
 
 def _fence(text: str, info: str = "") -> str:
@@ -93,7 +90,7 @@ def headline(report: RunReport) -> str:
         parts.append(f"❌ {len(no_fit)} of {total} {noun} won't fit — worst: {_code(worst.path)} needs "
                      f"{gib_range(verdict.peak_bytes, *verdict.peak_range_bytes)} per GPU, "
                      f"{gib(verdict.capacity_bytes)} usable on "
-                     f"{verdict.gpu} ({verdict.pool})")
+                     f"{_text(verdict.gpu)} ({_text(verdict.pool)})")
     unknown = report.count("unknown")
     if unknown:
         parts.append(f"❔ {unknown} of {total} {noun} {_plural(unknown, 'uses', 'use')} a setup vram-check does not "
@@ -111,26 +108,26 @@ def _table(configs: Sequence[ConfigReport]) -> list[str]:
             "|---|---|---|--:|--:|--:|--:|--:|"]
     for config in configs:
         if config.error is not None:
-            rows.append(f"| {_code(config.path)} | — | {VERDICT_LABEL['error']} | — | — | — | — | — |")
+            rows.append(f"| {_code(config.path, table=True)} | — | {VERDICT_LABEL['error']} | — | — | — | — | — |")
             continue
         delta = signed_gib(config.base_delta) if config.base_delta is not None else "new" if config.is_new else "—"
         for verdict in config.verdicts:
             min_gpus = str(verdict.min_gpus) if verdict.min_gpus is not None else "—"
             label = VERDICT_LABEL[config.status if verdict is config.target else verdict.verdict]
-            pool = f"{_cell(verdict.pool)} · {verdict.gpus}× {_cell(verdict.gpu)}"
+            pool = f"{_text(verdict.pool)} · {verdict.gpus}× {_text(verdict.gpu)}"
             if verdict is not config.target:
                 pool += " (comparison)"
             known = verdict.verdict != "unknown"  # no number for a setup the estimate does not cover
             peak = gib_range(verdict.peak_bytes, *verdict.peak_range_bytes) if known else "—"
             headroom = signed_gib(verdict.headroom_bytes) if known else "—"
-            rows.append(f"| {_code(config.path)} | {pool} | {label} | {peak} | "
+            rows.append(f"| {_code(config.path, table=True)} | {pool} | {label} | {peak} | "
                         f"{gib(verdict.capacity_bytes)} | {headroom} | {min_gpus} | {delta} |")
     return rows
 
 
 def _mermaid(config: ConfigReport, parts: Sequence[tuple[str, int]]) -> str:
     shown = [(name, size) for name, size in parts if size > 0]
-    lines = [f"pie showData title {config.path.replace(chr(34), '')} · GiB per GPU"]
+    lines = [f"pie showData title {escape.mermaid_label(config.path)} · GiB per GPU"]
     lines += [f'    "{name}" : {size / GiB:.1f}' for name, size in shown]
     return _fence("\n".join(lines), "mermaid")
 
@@ -146,7 +143,7 @@ def _findings(findings: Sequence[Finding]) -> list[str]:
     lines = []
     for finding in findings:
         where = f"line {finding.line} · " if finding.line is not None else ""
-        lines.append(f"- {SEVERITY_ICON.get(finding.severity, '•')} {where}`{finding.rule}`: {finding.message}")
+        lines.append(f"- {SEVERITY_ICON.get(finding.severity, '•')} {where}`{finding.rule}`: {_text(finding.message)}")
     return lines
 
 
@@ -200,10 +197,11 @@ def _sentence(text: str) -> str:
 def _suggestions(config: ConfigReport, inline: frozenset[tuple[str, int, str]]) -> list[str]:
     out: list[str] = []
     for number, suggestion in enumerate(config.suggestions, start=1):
-        changes = ", ".join(f"`{key}: {_yaml_value(value)}`" for key, value in suggestion.changes.items())
-        cost = f" Cost: {_sentence(suggestion.cost)}" if suggestion.cost else ""
+        changes = ", ".join(_code(f"{key}: {_yaml_value(value)}") for key, value in suggestion.changes.items())
+        cost = f" Cost: {_text(_sentence(suggestion.cost))}" if suggestion.cost else ""
         out.append(f"**{number}.** {changes} → {gib(suggestion.peak_bytes)} per GPU, "
-                   f"{VERDICT_LABEL.get(suggestion.verdict, suggestion.verdict)}. {_sentence(suggestion.why)}{cost}")
+                   f"{VERDICT_LABEL.get(suggestion.verdict, suggestion.verdict)}. {_text(_sentence(suggestion.why))}"
+                   f"{cost}")
         edits = merged_edits(suggestion.edits)
         if any(e.line is not None and (e.file, e.line, e.new) in inline for e in edits):
             out[-1] += " *Posted as a suggested change in the review, ready to commit.*"
@@ -219,7 +217,7 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     attribute = " open" if open_ else ""
     lines: list[str] = []
     if config.error is not None:  # visible, not folded: this is what the author has to fix
-        lines.append(f"⛔ **{_cell(config.path)}** could not be checked: {config.error}")
+        lines.append(f"⛔ **{_text(config.path)}** could not be checked: {_text(config.error, width=1000)}")
         if config.findings:
             lines += ["", *_findings(config.findings)]
         return "\n".join(lines)
@@ -228,14 +226,15 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
     parts = _components(config)
     total = sum(size for _, size in parts) or 1
     if config.errors:  # visible, not folded: LLaMA-Factory would stop on these before training
-        lines += [f"⛔ **{_cell(config.path)}** would not run as written:", "", *_findings(config.errors), ""]
+        lines += [f"⛔ **{_text(config.path)}** would not run as written:", "", *_findings(config.errors), ""]
     if not estimate.modelled:  # visible, not folded: why there is no verdict
-        lines += [f"❔ **{_cell(config.path)}**: no verdict, vram-check does not model part of this setup:", "",
-                  *[f"- {_cell(part)}" for part in estimate.not_modelled], ""]
+        lines += [f"❔ **{_text(config.path)}**: no verdict, vram-check does not model part of this setup:", "",
+                  *[f"- {_text(part)}" for part in estimate.not_modelled], ""]
         summary = "partial estimate (not modelled), no verdict"
     else:
-        summary = f"{gib(estimate.peak_bytes)} per GPU at the peak ({_cell(estimate.peak_phase)})"
-    lines += [f"<details{attribute}><summary><b>{_cell(config.path)}</b>: {summary}</summary>", ""]
+        summary = f"{gib(estimate.peak_bytes)} per GPU at the peak ({escape.html(estimate.peak_phase)})"
+    # raw HTML: Markdown is not parsed there, so the path is escaped as HTML text
+    lines += [f"<details{attribute}><summary><b>{escape.html(config.path)}</b>: {summary}</summary>", ""]
     model = f"Model {_code(config.model_id)}" if config.model_id else "Model"
     if config.parameters is not None:
         model += (f", {config.parameters.total / 1e9:.2f} B parameters "
@@ -248,14 +247,14 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
               f"| **peak on the device (nvidia-smi)** | **{gib(estimate.peak_bytes)}** | |",
               f"| real runs of this setup (error band) | {gib(estimate.peak_low_bytes)} – "
               f"{gib(estimate.peak_high_bytes)} | |", "",
-              f"Verdicts hold the band's top against each GPU. Band: {_cell(estimate.band)}.", ""]
+              f"Verdicts hold the band's top against each GPU. Band: {_text(estimate.band)}.", ""]
     lines += [_mermaid(config, parts), ""]
     if config.base_delta is not None:
-        changed = f" ({'; '.join(config.base_changes)})" if config.base_changes else ""
+        changed = f" ({_text('; '.join(config.base_changes))})" if config.base_changes else ""
         lines += [f"Change against the base branch: {signed_gib(config.base_delta)} per GPU at the peak{changed}.",
                   ""]
     if estimate.assumptions:
-        lines += ["**Assumptions**", "", *[f"- {_cell(a)}" for a in estimate.assumptions], ""]
+        lines += ["**Assumptions**", "", *[f"- {_text(a)}" for a in estimate.assumptions], ""]
     if config.findings:
         lines += ["**Findings**", "", *_findings(config.findings), ""]
     lines.append("</details>")
@@ -263,7 +262,7 @@ def breakdown(config: ConfigReport, *, open_: bool = False) -> str:
 
 
 def _footer(context: RenderContext) -> str:
-    sha = f"Estimated for `{context.head_sha[:7]}` · " if context.head_sha else ""
+    sha = f"Estimated for {_code(context.head_sha[:7])} · " if context.head_sha else ""
     return (f"<sub>{sha}updates on every push · re-run: `/vram-check` · what-if: "
             "`/vram-check pool=NAME gpus=N` · help: `/vram-check help`</sub>")
 
@@ -274,11 +273,11 @@ def render_markdown(report: RunReport, *, context: RenderContext | None = None) 
     configs = [c for c in report.configs if context.only is None or c.path == context.only]
     head = [context.marker, "### 🧮 vram-check"]
     if context.title:
-        head.append(f"*{context.title}*")
+        head.append(f"*{_text(context.title)}*")
     head += ["", headline(report) if context.only is None else f"Breakdown of {_code(context.only)}", ""]
     if configs:
         head += [*_table(configs), ""]
-    for note in (*report.notes, *context.notes):
+    for note in (*(_text(n, width=1000) for n in report.notes), *context.notes):
         head.append(f"> {note}")
     sections: list[str] = []
     for config in configs:

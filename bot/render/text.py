@@ -1,7 +1,12 @@
-"""Plain-text report for terminals: a compact breakdown in GiB (one decimal), verdicts, findings, suggestions."""
+"""Plain-text report for terminals: a compact breakdown in GiB (one decimal), verdicts, findings, suggestions.
+
+Paths, model ids and messages come from the repository: control characters in them are shown escaped
+(bot.render.escape.terminal), never sent to the terminal.
+"""
 
 from __future__ import annotations
 
+from bot.render import escape
 from estimator.units import gib, gib_range, signed_gib
 from rules.report import ConfigReport, RunReport
 
@@ -96,4 +101,4 @@ def render_text(report: RunReport) -> str:
                            if report.count(status))
         lines += ["", f"overall: {LABEL[report.overall]} ({len(report.configs)} configs"
                       + (f"; {counts})" if counts else ")")]
-    return "\n".join(lines) + "\n"
+    return escape.terminal("\n".join(lines) + "\n", lines=True)

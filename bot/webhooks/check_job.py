@@ -87,7 +87,7 @@ class CheckResult:
     """What one run produced (used by the slash-command replies too)."""
 
     evaluation: Evaluation
-    comment: str  # created | edited | unchanged | none
+    comment: str  # created | edited | unchanged | none | failed (GitHub refused it; the status still went out)
 
     @property
     def body(self) -> str | None:
@@ -284,17 +284,26 @@ def check_pull_request(ctx: JobContext, head_sha: str, base_sha: str, *, target:
     if not publish:
         return CheckResult(evaluation, "none")
     if evaluation.body is None:
-        known = memory.recall()
-        if isinstance(known, tuple) and known[2] != body_hash(NO_CONFIG_BODY):
-            upsert_summary(gateway, NO_CONFIG_BODY, memory)
-        elif known == "unknown":
-            existing = gateway.find_comment(MARKER)
-            if existing is not None and existing.body.strip() != NO_CONFIG_BODY.strip():
-                gateway.edit_comment(existing.id, NO_CONFIG_BODY)
+        try:
+            known = memory.recall()
+            if isinstance(known, tuple) and known[2] != body_hash(NO_CONFIG_BODY):
+                upsert_summary(gateway, NO_CONFIG_BODY, memory)
+            elif known == "unknown":
+                existing = gateway.find_comment(MARKER)
+                if existing is not None and existing.body.strip() != NO_CONFIG_BODY.strip():
+                    gateway.edit_comment(existing.id, NO_CONFIG_BODY)
+        except GitHubUnavailable as error:  # e.g. a locked conversation: the conclusion still goes out
+            log.warning("summary comment not updated on %s#%d: %s", gateway.full_name, gateway.number, error)
         publish_conclusion(gateway, ctx.env, head_sha, "skipped" if ctx.env.app_auth else "success",
                            "no training config changed", "No training config changed.", None)
         return CheckResult(evaluation, "none")
-    comment, url = upsert_summary(gateway, evaluation.body, memory)
+    comment: str
+    url: str | None
+    try:
+        comment, url = upsert_summary(gateway, evaluation.body, memory)
+    except GitHubUnavailable as error:  # e.g. a locked conversation: the check run / status still says it
+        log.warning("summary comment not written on %s#%d: %s", gateway.full_name, gateway.number, error)
+        comment, url = "failed", None
     try:
         post_review(gateway, head_sha, evaluation.suggestions)
     except GitHubUnavailable as error:  # e.g. a line GitHub would not accept: the summary still has the diff
@@ -327,5 +336,7 @@ def run_check(ctx: JobContext, job: CheckJob) -> JobOutcome:
         info = ctx.gateway.info()
         head_sha, base_sha = info.head_sha, info.base_sha
     result = check_pull_request(ctx, head_sha, base_sha)
-    outcome = {"created": "commented", "edited": "edited", "unchanged": "unchanged", "none": "no-config"}
-    return JobOutcome(kind=job.kind, outcome=outcome[result.comment], failures=list(result.evaluation.failures))
+    outcome = {"created": "commented", "edited": "edited", "unchanged": "unchanged", "none": "no-config",
+               "failed": "comment-refused"}
+    failures = [*result.evaluation.failures, *(["comment"] if result.comment == "failed" else [])]
+    return JobOutcome(kind=job.kind, outcome=outcome[result.comment], failures=failures)

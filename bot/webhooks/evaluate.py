@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.render import escape
 from bot.render.markdown import MARKER, RenderContext, merged_edits, render_markdown
 from estimator import errors
 from estimator.errors import InputError
@@ -170,7 +171,7 @@ def inline_suggestions(report: RunReport, changed: tuple[ChangedFile, ...]) -> l
                 continue
             fp = fingerprint(edit.file, edit.line, edit.new)
             ticks = "`" * max(3, longest_backtick_run(edit.new) + 1)
-            why = best.why.strip().rstrip(".")
+            why = escape.text(best.why.strip().rstrip("."))
             body = (f"{SUGGESTION_MARK.format(fp)}\n**vram-check:** {why}. With this change: "
                     f"{gib(best.peak_bytes)} per GPU ({best.verdict}).\n{ticks}suggestion\n{edit.new}\n{ticks}")
             comments.append({"path": edit.file, "line": edit.line, "side": "RIGHT", "body": body,
@@ -212,7 +213,7 @@ def _round(inputs: Inputs, missed_head: set[str], missed_base: set[str], missed_
     report = check_configs(paths, head, policy, models, base, CheckOptions(target=inputs.target))
     notes: list[str] = []
     if policy_error is not None:
-        notes.append(f"⛔ The policy file could not be used, so the defaults were: {policy_error}")
+        notes.append(f"⛔ The policy file could not be used, so the defaults were: {escape.text(policy_error)}")
     if inputs.cut:
         notes.append(f"This pull request changes more files than vram-check reads "
                      f"({inputs.max_files}); configs beyond that were not checked.")

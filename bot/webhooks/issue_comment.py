@@ -1,8 +1,13 @@
-"""`issue_comment` created on a pull request: `/vram-check` commands (bots, including us, ignored)."""
+"""`issue_comment` created on a pull request: `/vram-check` commands (bots, including us, ignored).
+
+On the event loop only the cheap part: is there a `/vram-check` line at all (one linear pass; the body is
+at most 65,536 characters, payloads.Comment). The comment is queued as typed; the worker checks the
+author's permission first and parses the command after (bot.webhooks.command_job).
+"""
 
 from __future__ import annotations
 
-from bot.slash import parse_command
+from bot.slash import command_line
 from bot.webhooks.jobs import CommandJob, PullRequestRef
 from bot.webhooks.payloads import IssueCommentEvent
 from bot.webhooks.router import ROUTER, Delivery, Handled
@@ -15,11 +20,10 @@ def on_issue_comment(delivery: Delivery) -> Handled:
         return Handled(outcome="not-a-pull-request")
     if event.comment.user.is_bot:
         return Handled(outcome="bot")
-    command = parse_command(event.comment.body)
-    if command is None:
+    if command_line(event.comment.body) is None:
         return Handled(outcome="not-a-command")
     ref = PullRequestRef(repo=event.repository.full_name, number=event.issue.number,
                          installation_id=event.installation.id if event.installation else None)
     job = CommandJob(pr=ref, delivery_id=delivery.delivery_id, received_at=delivery.received_at,
-                     comment_id=event.comment.id, login=event.comment.user.login, command=command)
+                     comment_id=event.comment.id, login=event.comment.user.login, body=event.comment.body)
     return Handled(outcome="queued", jobs=[job])

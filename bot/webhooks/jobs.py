@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.slash import SlashCommand
-
 
 @dataclass(frozen=True)
 class PullRequestRef:
@@ -34,14 +32,15 @@ class CheckJob:
 
 @dataclass(frozen=True)
 class CommandJob:
-    """A `/vram-check` command from a pull-request comment (authorised in the worker, failing closed)."""
+    """A `/vram-check` comment, as typed (at most 65,536 characters): authorised in the worker, failing
+    closed, and only then parsed (bot.slash.parse_command)."""
 
     pr: PullRequestRef
     delivery_id: str
     received_at: float
     comment_id: int
     login: str
-    command: SlashCommand
+    body: str
 
     kind = "command"
 

@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_COMMENT_CHARS = 65_536  # GitHub's limit on a comment body; a longer one is not a GitHub delivery
+MAX_LOGIN_CHARS = 64  # GitHub logins are at most 39 characters; bots add "[bot]"
+
 
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -20,7 +23,7 @@ class Repository(_Loose):
 
 
 class User(_Loose):
-    login: str
+    login: str = Field(min_length=1, max_length=MAX_LOGIN_CHARS)
     type: str = "User"
 
     @property
@@ -55,7 +58,7 @@ class Issue(_Loose):
 
 class Comment(_Loose):
     id: int
-    body: str = ""
+    body: str = Field(default="", max_length=MAX_COMMENT_CHARS)
     user: User
 
 

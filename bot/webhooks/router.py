@@ -43,5 +43,9 @@ class Router:
     def lookup(self, event: str, action: str | None) -> Handler | None:
         return self._handlers.get((event, action))
 
+    def events(self) -> frozenset[str]:
+        """The events some handler is registered for (the metrics' fixed set of event labels)."""
+        return frozenset(event for event, _ in self._handlers)
+
 
 ROUTER = Router()

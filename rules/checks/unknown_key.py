@@ -10,6 +10,7 @@ from importlib import resources
 
 from estimator.llamafactory_rules import MEGATRON_KEYS
 from estimator.plan import V1_KEYS
+from estimator.source import describe
 from rules.checks import RuleContext
 from rules.report import Finding, Severity
 
@@ -40,17 +41,17 @@ def check(ctx: RuleContext) -> Iterator[Finding]:
         group = keys.get(str(key))
         if group is not None and group.endswith("main only)"):
             if version != "main":
-                yield ctx.finding(ID, SEVERITY, f"'{key}' is a LLaMA-Factory main key: {version} stops with "
+                yield ctx.finding(ID, SEVERITY, f"{describe(key)} is a LLaMA-Factory main key: {version} stops with "
                                   "\"Some keys are not used by the HfArgumentParser\" (set llamafactory: main in the "
                                   "policy if you run main)", str(key))
         elif group == _V4_ONLY:
-            yield ctx.finding(ID, "warning", f"'{key}' was removed in transformers 5; LLaMA-Factory {version} "
+            yield ctx.finding(ID, "warning", f"{describe(key)} was removed in transformers 5; LLaMA-Factory {version} "
                               "rejects it when installed with transformers 5.x", str(key))
         elif group == _V5_ONLY:
-            yield ctx.finding(ID, "warning", f"'{key}' needs transformers 5; with transformers 4.x "
+            yield ctx.finding(ID, "warning", f"{describe(key)} needs transformers 5; with transformers 4.x "
                               "LLaMA-Factory rejects it", str(key))
         elif group is None:
             close = difflib.get_close_matches(str(key), list(keys), n=1, cutoff=0.75)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            yield ctx.finding(ID, SEVERITY, f"unknown key '{key}'{hint}: LLaMA-Factory stops with "
+            yield ctx.finding(ID, SEVERITY, f"unknown key {describe(key)}{hint}: LLaMA-Factory stops with "
                               "\"Some keys are not used by the HfArgumentParser\"", str(key))

@@ -10,7 +10,7 @@ from rules.diagnose.diagnosis import LogContext
 _SETTING_RE = re.compile(
     r"(?:^|[\s\"'{,-])(stage|finetuning_type|cutoff_len|per_device_train_batch_size|"
     r"per_device_eval_batch_size|gradient_accumulation_steps|deepspeed|pure_bf16|val_size|"
-    r"eval_strategy|evaluation_strategy|do_eval|predict_with_generate)\b\"?\s*[:=\s]\s*\"?([\w./-]+)"
+    r"eval_strategy|evaluation_strategy|do_eval|predict_with_generate)\b\"?(?:\s*+[:=]\s*+|\s++)\"?([\w./-]+)"
 )
 _TRAINABLE_RE = re.compile(r"trainable params:\s*([\d,]+)\s*\|\|\s*all params:\s*([\d,]+)")
 _ZERO_RE = re.compile(r"ZeRO stage (\d)")

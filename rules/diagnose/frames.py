@@ -12,10 +12,11 @@ _FRAME_RES = (
     # IPython:   File /x/y.py:968, in Class.method(self, ...)
     re.compile(r"File (?P<file>\S+\.py):(?P<line>\d+), in (?P<func>[\w<>.]+)"),
     # rich:      /x/y.py:283 in save_model
-    re.compile(r"(?P<file>[\w./\\~-]+\.py):(?P<line>\d+) in (?P<func>[\w<>.]+)"),
+    # (a path starts only where a path can start: trying every position inside a long one was quadratic)
+    re.compile(r"(?<![\w./\\~-])(?P<file>[\w./\\~-]+\.py):(?P<line>\d+) in (?P<func>[\w<>.]+)"),
 )
 # condensed:  train_ft.py:1208 _forward_backward_step -> torch/_tensor.py:623 backward
-_ARROW_RE = re.compile(r"(?P<file>[\w./\\-]+\.py):(?P<line>\d+) (?P<func>[\w<>.]+)")
+_ARROW_RE = re.compile(r"(?<![\w./\\-])(?P<file>[\w./\\-]+\.py):(?P<line>\d+) (?P<func>[\w<>.]+)")
 # a frame header cut before its file: "line 3479, in cross_entropy"
 _PARTIAL_RE = re.compile(r"\bline (?P<line>\d+), in (?P<func>[\w<>.]+)")
 

@@ -24,7 +24,7 @@ from rules.diagnose.sizes import SIZE_PATTERN, size_to_bytes
 _S = SIZE_PATTERN  # two groups: value, unit
 
 _DEVICE_OOM_RE = re.compile(r"outofmemoryerror|\b(?:cuda|npu|xpu|cpu) out of memory|mps backend out of memory")
-_EVIDENCE_RE = re.compile(r"error\s*:|exception|failed|\bwarn|tried to allocate|allocat\w*\s+[\d.]+\s*\w*b\b|"
+_EVIDENCE_RE = re.compile(r"error\s*:|exception|failed|\bwarn|tried to allocate|allocat\w*+\s+[\d.]+\s*\w*b\b|"
                           r"can't allocate|exhausted|killed")
 _TRIGGER_WORDS = (
     "out of memory",
@@ -46,11 +46,11 @@ _KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("host", re.compile(r"DefaultCPUAllocator|CPU out of memory", re.IGNORECASE)),
 )
 
-_EXCEPTION_RE = re.compile(r"((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception))\s*:")
+_EXCEPTION_RE = re.compile(r"(?<![\w.])((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception))\s*:")  # anchored
 _REQUESTED_RES = (
     re.compile(rf"Tried to allocate\s+{_S}", re.IGNORECASE),
     re.compile(r"calloc\s+(\d+)\s+(bytes)", re.IGNORECASE),
-    re.compile(rf"allocat\w*\s+{_S}", re.IGNORECASE),
+    re.compile(rf"allocat\w*+\s+{_S}", re.IGNORECASE),
 )
 _DEVICE_RES = (
     re.compile(r"\(\s*(GPU|NPU|XPU)\s*(\d*)\s*;"),
@@ -59,7 +59,7 @@ _DEVICE_RES = (
 _FIELD_RES: dict[str, tuple[re.Pattern[str], ...]] = {
     "capacity_bytes": (
         re.compile(rf"{_S}\s+total capacity", re.IGNORECASE),
-        re.compile(rf"total capac\w*\s+of\s+{_S}", re.IGNORECASE),
+        re.compile(rf"total capac\w*+\s+of\s+{_S}", re.IGNORECASE),
     ),
     "allocated_bytes": (
         re.compile(rf"{_S}\s+already allocated", re.IGNORECASE),
@@ -120,9 +120,13 @@ def _first_size(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
     return None
 
 
+MAX_MESSAGE_CHARS = 4_000  # a message and its wrapped continuation lines; real ones are under 1,000
+_LONG_NUMBER = re.compile(r"\d{25,}")  # no size has 25 digits; a run that long is cut (linear matching)
+
+
 def parse_message(text: str, line: int, rank: int | None) -> OomEvent:
     """Every number the message carries; derived fields filled where the wording gives the other two."""
-    flat = " ".join(text.split())
+    flat = _LONG_NUMBER.sub(lambda m: m.group(0)[:24], " ".join(text.split())[:MAX_MESSAGE_CHARS])
     event = OomEvent(kind=message_kind(flat), line=line, message=flat, rank=rank)
     exception = _EXCEPTION_RE.search(flat)
     if exception is not None:

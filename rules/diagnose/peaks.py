@@ -15,7 +15,7 @@ import re
 from estimator.units import GiB, MiB
 from rules.diagnose.diagnosis import MeasuredPeaks
 
-_SMI_RE = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
+_SMI_RE = re.compile(r"(?<!\d)(\d++)\s*+MiB\s*+/\s*+(\d++)\s*+MiB")  # anchored, possessive: linear
 _DS_MEM_RE = re.compile(r"Max_MA\s+([\d.]+)\s*GB.*?Max_CA\s+([\d.]+)\s*GB")
 _DS_TIMER_RE = re.compile(r"MaxMemAllocated=([\d.]+)\s*GB")
 

@@ -2,7 +2,9 @@
 
 Memory stays bounded whatever the log's size: lines are read at most MAX_LINE_BYTES at a time,
 only a short window of recent lines and frames is kept per rank, and at most MAX_EVENTS events
-are stored (the rest are counted).
+are stored (the rest are counted). Time stays linear: each line is matched on its first
+MAX_SCAN_LINE_CHARS characters only (an OOM message, a frame or a progress line is far shorter; the
+patterns' backtracking grows with the square of what they are given).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ FRAME_WINDOW_LINES = 200  # frames older than this many lines before an OOM do n
 NEARBY_LINES = 12  # raw lines kept per rank for the phase rules
 MAX_RANKS = 1024  # distinct rank/worker prefixes tracked
 MAX_CONTINUATION_LINES = 6  # a wrapped PyTorch message spans at most this many extra lines
+MAX_SCAN_LINE_CHARS = 2_000  # PyTorch's longest OOM message is ~700 characters (fixtures/oom-logs)
 
 _PREFIX_RES = (
     re.compile(r"^\[rank(\d+)\]:\s?"),  # torchrun / torch.distributed
@@ -87,7 +90,7 @@ class LogScanner:
         diagnosis = self.diagnosis
         diagnosis.lines_read += 1
         number = diagnosis.lines_read
-        rank, line = _split_prefix(raw.rstrip("\r\n"))
+        rank, line = _split_prefix(raw.rstrip("\r\n")[:MAX_SCAN_LINE_CHARS])
         lower = line.lower()
         measured.fold_line(diagnosis.peaks, line)
         run_context.fold_line(diagnosis.context, line, lower)

@@ -27,7 +27,9 @@ _UNIT_BYTES = {
     "pib": 1 << 50,
 }
 
-SIZE_PATTERN = r"(\d+(?:\.\d+)?)\s*(bytes|byte|[KMGTP]i?B|[KMGTP]\b|B\b)"
+# starts only where a number starts and never gives digits back (possessive): linear on any text, where a
+# plain (\d+...) tried every position inside a long run of digits (quadratic)
+SIZE_PATTERN = r"(?<![\d.])(\d++(?:\.\d++)?)\s*+(bytes|byte|[KMGTP]i?B|[KMGTP]\b|B\b)"
 
 
 def size_to_bytes(value: str, unit: str) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from estimator.errors import InputError, did_you_mean
 from estimator.source import KeyPath, YamlDocument, describe, parse_yaml
@@ -26,7 +26,7 @@ from estimator.versions import (
 from rules.gpus import GPU, custom_gpu, match_gpu
 from rules.policy import globs
 from rules.policy.models import LocalModel, config_path, read_models
-from rules.policy.target import Target
+from rules.policy.target import MAX_GPUS_PER_NODE, MAX_NODES, Target
 from rules.sources import FileSource
 
 POLICY_PATH = ".github/vram-check.yml"
@@ -35,6 +35,8 @@ DEFAULT_POOL = "default"
 DEFAULT_GPU = "A100-80GB"
 DEFAULT_GPUS_PER_NODE = 8
 HEADROOM_MAX = 0.5
+MAX_POOLS = 64
+MAX_POOL_NAME_CHARS = 64
 
 FailOnWord = Literal["no-fit", "tight", "unknown", "never"]
 FAIL_ON_WORDS: tuple[FailOnWord, ...] = ("no-fit", "tight", "unknown", "never")
@@ -46,7 +48,7 @@ def failing_verdicts(words: str | Sequence[str]) -> frozenset[str]:
     listed = [words] if isinstance(words, str) else list(words)
     unknown = [word for word in listed if word not in FAIL_ON_WORDS]
     if unknown:
-        raise ValueError(f"fail_on takes {', '.join(FAIL_ON_WORDS)} (or a list of them), got '{unknown[0]}'")
+        raise ValueError(f"fail_on takes {', '.join(FAIL_ON_WORDS)} (or a list of them), got {describe(unknown[0])}")
     if "never" in listed:
         if len(listed) > 1:
             raise ValueError("fail_on: never cannot be combined with other verdicts")
@@ -59,7 +61,7 @@ class PoolSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(min_length=1, max_length=MAX_POOL_NAME_CHARS)
     gpu: str | None = None
     memory_gib: float | None = None
     per_node: int = 1
@@ -72,8 +74,8 @@ class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     paths: list[str] | str | None = None  # one glob may be written without brackets
-    pools: list[PoolSpec] | None = None
-    default_pool: str | None = None
+    pools: list[PoolSpec] | None = Field(default=None, max_length=MAX_POOLS)
+    default_pool: str | None = Field(default=None, max_length=MAX_POOL_NAME_CHARS)
     headroom: float = 0.10
     fail_on: FailOnWord | list[FailOnWord] = "no-fit"
     fail_above: float | None = None
@@ -140,7 +142,7 @@ class Policy:
             if pool.name == name:
                 return pool
         names = [pool.name for pool in self.pools]
-        raise InputError(f"no pool named '{name}'{did_you_mean(name, names)}; pools: {', '.join(names)}",
+        raise InputError(f"no pool named {describe(name)}{did_you_mean(name, names)}; pools: {', '.join(names)}",
                          file=self.path)
 
     def matches(self, path: str) -> bool:
@@ -306,11 +308,17 @@ def _build_pool(index: int, spec: PoolSpec, lines: Mapping[KeyPath, int], path: 
         raise InputError(f"pool '{spec.name}' needs gpu: (a catalog name such as A100-80GB) or memory_gib:",
                          file=path, line=line_of("name"))
     if spec.per_node < 1:
-        raise InputError(f"pool '{spec.name}' has per_node: {spec.per_node}; a pool needs at least 1 GPU",
+        raise InputError(f"pool '{spec.name}' has per_node: {describe(spec.per_node)}; a pool needs at least 1 GPU",
                          file=path, line=line_of("per_node"))
     if spec.nodes < 1:
-        raise InputError(f"pool '{spec.name}' has nodes: {spec.nodes}; a pool needs at least 1 node",
+        raise InputError(f"pool '{spec.name}' has nodes: {describe(spec.nodes)}; a pool needs at least 1 node",
                          file=path, line=line_of("nodes"))
+    if spec.per_node > MAX_GPUS_PER_NODE:
+        raise InputError(f"pool '{spec.name}' has per_node: {describe(spec.per_node)}; vram-check checks at most "
+                         f"{MAX_GPUS_PER_NODE} GPUs per node", file=path, line=line_of("per_node"))
+    if spec.nodes > MAX_NODES:
+        raise InputError(f"pool '{spec.name}' has nodes: {describe(spec.nodes)}; vram-check checks at most "
+                         f"{MAX_NODES} nodes", file=path, line=line_of("nodes"))
     try:
         if spec.gpu is not None:
             match = match_gpu(spec.gpu)

@@ -2,6 +2,10 @@
 
 Also `gpu=NAME` (a catalog GPU instead of a pool), `nodes=N` and `launcher=PATH` (the accelerate config the
 file is launched with, e.g. examples/accelerate/fsdp_config.yaml). At most one such comment per file.
+
+Numbers are bounded where they are read: gpus= at most MAX_GPUS_PER_NODE and nodes= at most MAX_NODES (a
+pool= target must also stay within the pool, see Policy.resolve_target), so every search over GPU counts
+(rules.verdicts) has a stated ceiling, whatever a pull request writes.
 """
 
 from __future__ import annotations
@@ -10,7 +14,12 @@ import re
 from dataclasses import dataclass
 
 from estimator.errors import InputError, did_you_mean
+from estimator.source import describe
 from rules.gpus import GPU, match_gpu
+
+MAX_GPUS_PER_NODE = 72  # the largest single NVLink domain sold as one system (GB200 NVL72)
+MAX_NODES = 1024  # a stated ceiling; a larger cluster is checked per 1,024 nodes
+_COUNT = re.compile(r"[0-9]{1,6}")  # ASCII digits only ("²".isdigit() is true, int("²") raises)
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,10 @@ def _parse_target(body: str, path: str | None, line: int) -> Target:
         key, sep, value = item.partition("=")
         if not sep or not value:
             raise InputError("'# vram-check:' expects key=value pairs (pool=, gpu=, gpus=, nodes=, launcher=), "
-                             f"got '{item}'", file=path, line=line)
+                             f"got {describe(item)}", file=path, line=line)
         if key not in _TARGET_KEYS:
             hint = did_you_mean(key, list(_TARGET_KEYS))
-            raise InputError(f"unknown '# vram-check:' option '{key}'{hint}; "
+            raise InputError(f"unknown '# vram-check:' option {describe(key)}{hint}; "
                              f"options: {', '.join(_TARGET_KEYS)}", file=path, line=line)
         values[key] = value
     if not values:
@@ -74,7 +83,8 @@ def _count(values: dict[str, str], key: str, path: str | None, line: int) -> int
     if key not in values:
         return None
     text = values[key]
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(f"'# vram-check:' {key}= must be a whole number of at least 1, got '{text}'",
+    top = MAX_GPUS_PER_NODE if key == "gpus" else MAX_NODES
+    if not _COUNT.fullmatch(text) or not 1 <= int(text) <= top:
+        raise InputError(f"'# vram-check:' {key}= must be a whole number from 1 to {top}, got {describe(text)}",
                          file=path, line=line)
     return int(text)

@@ -2,8 +2,11 @@
 
 Serves what PyGithub 2.x requests for vram-check (research/botux.md §3.8): repositories, pull requests and
 their files, file contents at refs, issue comments (create/list/edit), reactions, reviews and review
-comments, check runs, commit statuses, collaborator permissions, and the App installation-token endpoint,
-which verifies the RS256 JWT against the App's public key. Every URL it returns points at itself (PyGithub
+comments, check runs, commit statuses, collaborator permissions, the GraphQL `viewer { login }` query (who
+the caller is), and the App installation-token endpoint, which verifies the RS256 JWT against the App's
+public key. Comments record their author: the caller (`bot_login`) for those the client writes, the given
+login for those `add_comment` types in; like GitHub for an App with pull-request write access, the caller
+may edit anyone's comment (`fail()` makes GitHub refuse). Every URL it returns points at itself (PyGithub
 refuses foreign hosts). Tests inspect `state` and `requests` and can inject failures.
 """
 
@@ -384,6 +387,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.state.issued_tokens[token] = (int(match[1]), expires)
             return 201, {"token": token, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
                          "permissions": {"pull_requests": "write", "checks": "write", "contents": "read"}}
+        if path == "/graphql" and method == "POST":
+            self._require_token(auth)
+            query = str((body or {}).get("query", ""))
+            if "viewer" not in query:
+                raise HttpError(400, "the fake answers only the viewer query")
+            return 200, {"data": {"viewer": {"login": self._caller()[0]}}}
         if path == "/_fake/comment-times":  # not GitHub: lets the benchmark read when comments appeared
             with self.state.lock:
                 return 200, [[r.full_name, n, c.created_epoch] for r in self.state.repos.values()

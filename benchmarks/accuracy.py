@@ -87,11 +87,12 @@ def calibration_section() -> str:
         f"`benchmarks/calibration/cases.jsonl` holds {len(evaluated)} published measurements written as the "
         "estimator's inputs (LLaMA-Factory YAML, DeepSpeed JSON, GPUs, model config, the metric, every way the run "
         "differs from LLaMA-Factory; `CASES.md`). The estimator evaluates "
-        f"{len(rows)} of them ({len(skipped)} need a part it does not model: FSDP launchers). "
+        f"{len(rows)} of them" + (f" ({len(skipped)} need a part it does not model)" if skipped else "") + "; "
         f"{len(used)} measured rows from {len(sources)} sources ({', '.join(sources)}) are comparable and enter the "
         f"fit; {sum(1 for r in rows if not r.comparable)} are listed but kept out, because the run used a "
         "technique the estimator cannot express (torchtune's optimizer in backward, chunked loss, activation "
-        "offloading, compile; a cutoff_len the data never reaches) or a framework that measures ~1.4× what HF "
+        "offloading, compile; a cutoff_len the data never reaches; torchtune's and torchtitan's own FSDP2 "
+        "wrapping) or a framework that measures ~1.4× what HF "
         "Trainer + PEFT measure for the same run (ms-swift 1.x's Benchmark.md: Qwen-7B-Chat LoRA on every linear "
         "at 2048 fixed tokens is 28.1 GiB there, SW-93, and 20.7 GiB in Qwen's own table, QW-28).", "",
         "### The runtime model", "",
@@ -149,7 +150,8 @@ def calibration_section() -> str:
         lines.append(f"| {row.id} | {row.source} | {row.metric} | {row.setup} | {row.allocated / GiB:.1f} GiB | "
                      f"{final.predict(row) / GiB:.1f} GiB | {row.measured / GiB:.1f} GiB | {error} | "
                      f"{'yes' if row.comparable else 'no'} |")
-    lines += ["", "Not evaluated: " + "; ".join(f"{case} ({reason})" for case, reason in skipped) + "."]
+    if skipped:
+        lines += ["", "Not evaluated: " + "; ".join(f"{case} ({reason})" for case, reason in skipped) + "."]
     lines += ["", "No real GPU run backs these numbers yet: `benchmarks/gpu/` records allocated, reserved and "
                   "nvidia-smi from the same runs, with variable-length batches as LLaMA-Factory makes them; it is "
                   "the first thing to run when a GPU is at hand."]

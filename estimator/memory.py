@@ -579,7 +579,7 @@ def _finish(model: ModelSpec, plan: TrainingPlan, world: World, phases: dict[str
     totals = {name: sum(parts.values()) for name, parts in phases.items()}
     peak_phase = max(totals, key=lambda name: totals[name])
     allocated = totals[peak_phase]
-    setup = _setup(model, plan, world)
+    setup = setup_of(model, plan, world)
     components = {name: phases[peak_phase].get(name, 0) for name in COMPONENTS}
     states = components["weights"] + components["gradients"] + components["optimizer"]
     device = runtime(allocated, fixed_shapes=plan.packing, world_size=world.world_size, setup=setup,
@@ -592,7 +592,8 @@ def _finish(model: ModelSpec, plan: TrainingPlan, world: World, phases: dict[str
     )
 
 
-def _setup(model: ModelSpec, plan: TrainingPlan, world: World) -> str:
+def setup_of(model: ModelSpec, plan: TrainingPlan, world: World) -> str:
+    """The kind of setup the error band is kept for (estimator.runtime.setup_class; FSDP runs on their own)."""
     quantized = weight_format(model, plan) is not None
     if plan.fsdp is not None and world.world_size > 1:
         return "multi/fsdp"

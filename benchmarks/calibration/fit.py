@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from estimator.errors import InputError
-from estimator.memory import World, estimate
+from estimator.launcher import parse_accelerate_config
+from estimator.memory import World, estimate, setup_of
 from estimator.model import model_spec_from_config
 from estimator.plan import parse_plan
-from estimator.runtime import Band, RuntimeParameters, parameters, setup_class
+from estimator.runtime import Band, RuntimeParameters, parameters
 from estimator.units import MiB
 from rules.gpus import match_gpu
 
@@ -59,7 +60,8 @@ NCCL_GRID = [i * 64 * MiB for i in range(0, 33)]
 BAND_QUANTILES = (0.025, 0.975)  # the middle 95 % of the cross-validated residuals
 MIN_ROWS = 8  # measurements a setup needs for a band of its own
 WIDEN = 1.5  # a setup with fewer: the overall band's half-widths × 1.5
-# Ways a run differs from LLaMA-Factory that change memory and that the estimator cannot express: such rows are
+# Ways a run differs from LLaMA-Factory that change memory and that the estimator cannot express (and torchtune's
+# and torchtitan's own FSDP2 wrapping): such rows are
 # listed but kept out of the fit and the band (they would measure the other framework, not the runtime layer).
 INCOMPARABLE = (
     "optimizer_in_bwd",  # the step runs inside backward, gradients freed per parameter (torchtune)
@@ -142,23 +144,25 @@ def evaluate(case: dict[str, Any]) -> Row | str:
         raise FileNotFoundError(path)
 
     world = World(gpus_per_node=int(case["gpus_per_node"]), nodes=int(case.get("nodes") or 1))
-    if case.get("launcher"):
-        return f"launcher {case['launcher'].get('kind')} is not modelled"
+    launcher = None
+    if case.get("launcher"):  # an FSDP run: its launcher description as the accelerate config it amounts to
+        from benchmarks.calibration.fsdp_cases import accelerate_config
+
+        launcher = parse_accelerate_config(accelerate_config(case["launcher"], world.world_size), "accelerate.yaml")
     try:
-        plan = parse_plan(case["yaml"], f"calibration/{case['id']}.yaml", read_file, world.world_size)
+        plan = parse_plan(case["yaml"], f"calibration/{case['id']}.yaml", read_file, world.world_size,
+                          launcher=launcher)
         model = model_spec_from_config(config, case["model_id"])
         result = estimate(model, plan, world)
     except InputError as error:
         return f"estimator: {error}"
-    not_modelled = getattr(result, "not_modelled", ())
-    if not_modelled:
-        return f"not modelled: {', '.join(not_modelled)}"
+    if result.not_modelled:
+        return f"not modelled: {', '.join(result.not_modelled)}"
     deviations = " ".join(case.get("deviations") or []).lower()
-    comparable = not any(word in deviations for word in INCOMPARABLE) and not any(
+    own_wrapping = str((case.get("launcher") or {}).get("framework", "")) in ("torchtune", "torchtitan")
+    comparable = not own_wrapping and not any(word in deviations for word in INCOMPARABLE) and not any(
         era in str(case.get("era", "")) for era in INCOMPARABLE_ERAS)
-    setup = setup_class(world_size=world.world_size, zero_stage=plan.zero_stage,
-                        finetuning_type=plan.finetuning_type,
-                        quantized=plan.quantization_bit is not None or model.quantization is not None)
+    setup = setup_of(model, plan, world)
     try:
         capacity: int | None = match_gpu(case["gpu"]).gpu.usable_bytes if case.get("gpu") else None
     except InputError:

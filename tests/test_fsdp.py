@@ -45,11 +45,14 @@ def plan(text: str, accelerate: dict[str, Any] | None = None, **kwargs: Any) -> 
                       "c.yaml", launcher=launcher, **kwargs)
 
 
-@pytest.mark.parametrize("path", sorted(RESULTS.glob("*.json")), ids=lambda p: p.stem)
+# the traces of LLaMA-Factory's layouts (accelerate <= 1.11); the accelerate >= 1.13 and FSDP2 HSDP traces are
+# shown by benchmarks/oracle/fsdp_compare.py but are not what LLaMA-Factory runs
+TARGETED = [path for path in sorted(RESULTS.glob("*.json")) if compare(path).targeted]
+
+
+@pytest.mark.parametrize("path", TARGETED, ids=lambda p: p.stem)
 def test_within_3_percent_of_the_oracle_on_llamafactory_layouts(path: Path) -> None:
     row = compare(path)
-    if not row.targeted:
-        pytest.skip("accelerate >= 1.13 layout or FSDP2 HSDP: not what LLaMA-Factory (accelerate <= 1.11) runs")
     assert abs(row.error) <= 0.03, (f"{row.name}: estimate {row.estimated:,} B vs traced {row.traced:,} B "
                                     f"({row.error:+.2%}), phases {row.estimate.phases}")
 

@@ -1,12 +1,12 @@
 """The published FSDP measurements of benchmarks/calibration/cases.jsonl against the FSDP estimator.
 
-The calibration fit (fit.py) also fits on the comparable ones (their launcher built by `accelerate_config`
-below); this script shows every FSDP case on its own, without fitting anything: each case's launcher description becomes an accelerate config (estimator.launcher), its YAML a plan,
-and the estimate's number for the case's metric (allocated, reserved, or nvidia-smi when unstated) is set
-against the published figure. OOM reports are checked against the verdict (the band's top above the card),
-claims that a run fits against the estimate's bottom. torchtune and torchtitan run their own FSDP2 wrapping
-(embeddings and output sharded as their own units, optimizer in backward, compile), so their rows are shown
-apart: they are not LLaMA-Factory's setup.
+The calibration fit (fit.py) also fits on the comparable ones (their launcher built by `accelerate_config` below);
+this script shows every FSDP case on its own, without fitting anything: each case's launcher description becomes an
+accelerate config (estimator.launcher), its YAML a plan, and the estimate's number for the case's metric (allocated,
+reserved, or nvidia-smi when unstated) is set against the published figure. OOM reports are checked against the
+verdict (the band's top above the card), claims that a run fits against the estimate's bottom. torchtune and
+torchtitan run their own FSDP2 wrapping (embeddings and output sharded as their own units, optimizer in backward,
+compile), so their rows are shown apart: they are not LLaMA-Factory's setup.
 
 Run: ``python -m benchmarks.calibration.fsdp_cases``.
 """

@@ -129,7 +129,9 @@ def test_content_creation_is_held_to_80_per_minute(budget_kind: str, request: py
     assert limiter.slept == []  # type: ignore[attr-defined]
     with limiter.slot("installation-1", "POST", "/repos/o/r/issues/1/comments"):
         pass
-    assert 59 <= sum(limiter.slept) <= 61  # type: ignore[attr-defined]
+    # GitHub's minute, plus the margin the limiter keeps for requests stamped later on GitHub's side
+    margin = GitHubLimits().window_margin_s
+    assert 59 + margin <= sum(limiter.slept) <= 61 + margin  # type: ignore[attr-defined]
     with limiter.slot("installation-2", "POST", "/repos/o/r/issues/1/comments"):  # another installation
         pass
 
@@ -145,7 +147,8 @@ def test_points_per_endpoint_per_minute(budget_kind: str, request: pytest.Fixtur
     assert limiter.slept == []  # type: ignore[attr-defined]
     with limiter.slot("i", "GET", "/repos/x/y/pulls/7/files"):  # the same endpoint, another repository
         pass
-    assert 49 <= sum(limiter.slept) <= 51  # type: ignore[attr-defined]  # the first point ages out at +60 s
+    margin = GitHubLimits().window_margin_s  # the first point ages out at +60 s (+ the limiter's margin)
+    assert 49 + margin <= sum(limiter.slept) <= 51 + margin  # type: ignore[attr-defined]
 
 
 def test_concurrency_and_retry_after_cap(budget_kind: str, request: pytest.FixtureRequest) -> None:

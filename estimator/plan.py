@@ -279,20 +279,6 @@ def _int(raw: Mapping[str, Any], key: str, default: int, path: str, lines: Mappi
     return number
 
 
-def _fraction(raw: Mapping[str, Any], key: str, path: str, lines: Mapping[str, int]) -> float:
-    """A number such as val_size (a fraction, or a count of samples above 1)."""
-    value = raw.get(key)
-    if value is None:
-        return 0.0
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"'{key}' must be a number, got {describe(value)}", file=path, key=key,
-                         line=lines.get(key)) from None
-
-
 def _optional_int(raw: Mapping[str, Any], key: str, path: str, lines: Mapping[str, int]) -> int | None:
     return None if raw.get(key) is None else _int(raw, key, 0, path, lines)
 
@@ -436,7 +422,7 @@ def plan_from_document(document: YamlDocument, read_file: ReadFile | None = None
     optim = str(raw.get("optim") or "adamw_torch_fused").strip().lower()
     if "per_device_train_batch_size" not in raw and task == "train":
         notes.append("per_device_train_batch_size: 8 (HF TrainingArguments default)")
-    evaluates = (_bool(raw, "do_eval", False, path, lines) or _fraction(raw, "val_size", path, lines) > 1e-6
+    evaluates = (_bool(raw, "do_eval", False, path, lines) or _float(raw, "val_size", 0.0, path, lines) > 1e-6
                  or bool(raw.get("eval_dataset")))
     finetuning_type = _choice(raw, "finetuning_type", "lora", FINETUNING_TYPES, path, lines)
     if "finetuning_type" not in raw:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rules.policy import Policy
-from rules.report import STATUS_ORDER, ConfigReport, RunReport, Status
+from rules.report import ConfigReport, RunReport, Status, worst_status
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
@@ -46,9 +46,7 @@ class GateResult:
     @property
     def worst(self) -> Status | Literal["none"]:
         """The worst status over the configs (as the Action's `verdict` output); "none" without configs."""
-        if not self.outcomes:
-            return "none"
-        return max((outcome.status for outcome in self.outcomes), key=STATUS_ORDER.index)
+        return worst_status(outcome.status for outcome in self.outcomes)
 
     def count(self, status: Status) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)

@@ -6,7 +6,7 @@ never removed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -174,6 +174,11 @@ class ConfigReport:
         }
 
 
+def worst_status(statuses: Iterable[Status]) -> Status | Literal["none"]:
+    """The worst of some statuses (fit < tight < unknown < no-fit < error); "none" when there are none."""
+    return max(statuses, key=STATUS_ORDER.index, default="none")
+
+
 @dataclass(frozen=True)
 class RunReport:
     configs: tuple[ConfigReport, ...]
@@ -181,10 +186,8 @@ class RunReport:
 
     @property
     def overall(self) -> Status | Literal["none"]:
-        """The worst status over all configs (fit < tight < unknown < no-fit < error); "none" without configs."""
-        if not self.configs:
-            return "none"
-        return max((config.status for config in self.configs), key=STATUS_ORDER.index)
+        """The worst status over all configs; "none" without configs."""
+        return worst_status(config.status for config in self.configs)
 
     def count(self, status: Status) -> int:
         return sum(1 for config in self.configs if config.status == status)
